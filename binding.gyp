@@ -1,0 +1,25 @@
+{
+  "targets": [
+    {
+      "target_name": "kubewire_tap",
+      "sources": ["src/tap/native/tap.cc", "src/tap/native/errno_name.cc"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags": ["-fvisibility=hidden"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2"]
+        }
+      },
+      "conditions": [
+        [
+          "OS!='linux'",
+          {
+            "sources!": ["src/tap/native/tap.cc", "src/tap/native/errno_name.cc"],
+            "sources": ["src/tap/native/unsupported.cc"]
+          }
+        ]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,94 @@
+// Loads build/Release/kubewire_tap.node (built by node-gyp from binding.gyp at the repo root).
+
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Counters kept by the native handle. */
+export interface TapStats {
+  /** Frames handed to JavaScript. */
+  rxFrames: number;
+  rxBytes: number;
+  /** onBatch calls. */
+  rxBatches: number;
+  /** Frames longer than maxFrameBytes, dropped. */
+  rxTruncated: number;
+  /** Largest batch handed to JavaScript so far. */
+  rxMaxBatch: number;
+  txFrames: number;
+  txBytes: number;
+  /** Frames dropped by writeBatch because the kernel side is down (EIO). */
+  txDropped: number;
+  /** Writes refused with EAGAIN / ENOBUFS. */
+  txAgain: number;
+}
+
+export type NativeBatchHandler = (buf: Buffer, offsets: Uint32Array, count: number) => void;
+
+/** The object made by the addon's TapHandle constructor (src/tap/native/tap.cc). */
+export interface NativeTapHandle {
+  readonly name: string;
+  readonly fd: number;
+  readonly vnetHdrBytes: number;
+  readonly arena: Buffer;
+  readonly offsets: Uint32Array;
+  start(onBatch: NativeBatchHandler, onError: ((err: NodeJS.ErrnoException) => void) | null): void;
+  stop(): void;
+  close(): void;
+  write(buf: Uint8Array, offset: number, length: number): boolean;
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number): number;
+  setOffload(flags: number): void;
+  ref(): void;
+  unref(): void;
+  stats(): TapStats;
+  droppedWrites(): number;
+}
+
+export interface NativeTapBinding {
+  TapHandle: new (
+    name: string,
+    flags: number,
+    arenaBytes: number,
+    maxFrameBytes: number,
+    maxBatch: number,
+  ) => NativeTapHandle;
+}
+
+const ADDON_RELATIVE = join('build', 'Release', 'kubewire_tap.node');
+
+/**
+ * Finds the addon: $KUBEWIRE_TAP_ADDON if set, else build/Release/kubewire_tap.node in the
+ * nearest ancestor of this file's directory that has one (src/tap/ when run from sources,
+ * dist/src/tap/ when compiled).
+ */
+export function findAddon(startDir: string = dirname(fileURLToPath(import.meta.url))): string {
+  const override = process.env.KUBEWIRE_TAP_ADDON;
+  if (override) return override;
+  let dir = startDir;
+  for (;;) {
+    const candidate = join(dir, ADDON_RELATIVE);
+    if (existsSync(candidate)) return candidate;
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  throw Object.assign(
+    new Error(
+      `kubewire_tap.node not found in any build/Release above ${startDir}; ` +
+        'build it with `npm run build:native` (node-gyp rebuild)',
+    ),
+    { code: 'MODULE_NOT_FOUND' },
+  );
+}
+
+let binding: NativeTapBinding | undefined;
+
+/** Loads the addon once (lazily, so importing this module never needs the native build). */
+export function loadBinding(): NativeTapBinding {
+  if (binding === undefined) {
+    const requireNative = createRequire(import.meta.url);
+    binding = requireNative(findAddon()) as NativeTapBinding;
+  }
+  return binding;
+}
