@@ -1,0 +1,67 @@
+/**
+ * src/cluster: manifests → validated objects → cluster state. Pure, except the loader
+ * (load.ts), which reads files.
+ */
+export {
+  listManifestFiles,
+  loadManifests,
+  MANIFEST_EXTENSIONS,
+  parseManifestText,
+  type ManifestDocument,
+} from './load.js';
+export {
+  formatFieldPath,
+  ManifestError,
+  ManifestErrors,
+  type ManifestErrorInit,
+  type PathSegment,
+} from './errors.js';
+export {
+  BUILTIN_NAMESPACES,
+  buildClusterState,
+  DEFAULT_BLOCK_SIZE,
+  DEFAULT_DNS_DOMAIN,
+  DEFAULT_POD_SUBNET,
+  DEFAULT_POOL_NAME,
+  DEFAULT_SERVICE_SUBNET,
+  type ClusterConfig,
+  type ClusterState,
+  type ContainerPort,
+  type ContainerSpec,
+  type DnsConfig,
+  type EnvVar,
+  type IpipMode,
+  type MetalLBState,
+  type NodeAddress,
+  type NodeState,
+  type PodOwner,
+  type PodState,
+  type PoolState,
+  type RawObject,
+  type Taint,
+  type TaintEffect,
+  type Toleration,
+} from './state.js';
+export { derivedUid, netnsNameForPod, podTemplateHash, vethNameForWorkload } from './naming.js';
+export {
+  isEmptyLabelSelector,
+  matchesCalicoSelector,
+  matchesLabelSelector,
+  matchesMapSelector,
+  parseCalicoSelector,
+  CalicoSelectorError,
+  type CalicoSelector,
+  type LabelSelector,
+  type LabelSelectorRequirement,
+  type Labels,
+} from './selectors.js';
+export {
+  cidrContains,
+  cidrTextContains,
+  formatCidr,
+  formatIPv4,
+  parseCidr,
+  parseIPv4,
+  type Cidr,
+} from './ip.js';
+export { IP_ADDRS_ANNOTATION } from './schemas.js';

@@ -1,0 +1,325 @@
+/**
+ * Deterministic Calico-style IPAM: affine blocks per node, the IPIP tunnel address, and
+ * pod addresses. See README.md ("IPAM") for the rules and their Calico counterparts.
+ */
+import { stableHash32 } from './hash.js';
+import {
+  cidrContains,
+  enclosingCidr,
+  formatCidr,
+  formatIPv4,
+  prefixSize,
+  type Cidr,
+} from './ip.js';
+import { matchesCalicoSelector, type CalicoSelector, type Labels } from './selectors.js';
+
+export type IpipMode = 'Always' | 'CrossSubnet' | 'Never';
+
+export interface IpamPool {
+  name: string;
+  cidr: Cidr;
+  blockSize: number;
+  ipipMode: IpipMode;
+  disabled: boolean;
+  selector: CalicoSelector;
+}
+
+export interface IpamNode {
+  name: string;
+  labels: Labels;
+  podCIDR: Cidr | null;
+}
+
+export interface IpamPod {
+  /** "<namespace>/<name>". */
+  key: string;
+  /** null for a pod that is not scheduled (only its pin is checked). */
+  nodeName: string | null;
+  pinnedIP: number | null;
+  /**
+   * Order of automatic assignment on a node, compared element by element (numbers
+   * numerically, strings by bytes). buildClusterState uses (0 for DaemonSet pods else 1,
+   * ownerIndex or 0, namespace, owner or pod name, pod name).
+   */
+  order: (number | string)[];
+  /** Deployment the pod belongs to, for a clearer message when replicas share a pin. */
+  owner?: string;
+}
+
+export interface NodeIpam {
+  blocks: Cidr[];
+  tunnelAddress: number | null;
+  ipipMode: IpipMode;
+}
+
+export type PodIpam = { ip: number; borrowed: boolean } | { pending: string };
+
+export type IpamProblem =
+  { type: 'node'; node: string; detail: string } | { type: 'pod'; pod: string; detail: string };
+
+export interface IpamResult {
+  nodes: Map<string, NodeIpam>;
+  pods: Map<string, PodIpam>;
+  problems: IpamProblem[];
+  /** Non-fatal notes, keyed by node name. */
+  nodeWarnings: { node: string; detail: string }[];
+}
+
+function compareOrder(a: IpamPod, b: IpamPod): number {
+  for (let i = 0; i < Math.max(a.order.length, b.order.length); i++) {
+    const x = a.order[i];
+    const y = b.order[i];
+    if (x === y) continue;
+    if (x === undefined) return -1;
+    if (y === undefined) return 1;
+    if (typeof x === 'number' && typeof y === 'number') return x - y;
+    return String(x) < String(y) ? -1 : 1;
+  }
+  return 0;
+}
+
+class BlockTable {
+  /** block base → owning node. Pools never overlap, so bases are unique. */
+  private readonly owner = new Map<number, string>();
+  private readonly blocksOf = new Map<string, Cidr[]>();
+  private readonly poolOf = new Map<number, IpamPool>();
+
+  constructor(readonly pools: readonly IpamPool[]) {}
+
+  ownerOf(base: number): string | undefined {
+    return this.owner.get(base);
+  }
+
+  blocks(node: string): Cidr[] {
+    return this.blocksOf.get(node) ?? [];
+  }
+
+  pool(block: Cidr): IpamPool | undefined {
+    return this.poolOf.get(block.base);
+  }
+
+  claim(node: string, block: Cidr, pool: IpamPool): void {
+    this.owner.set(block.base, node);
+    this.poolOf.set(block.base, pool);
+    const list = this.blocksOf.get(node) ?? [];
+    list.push(block);
+    this.blocksOf.set(node, list);
+  }
+
+  /**
+   * Claims a free block of `pool` for `node`: the block at index
+   * stableHash32(node) mod blockCount, or the next free one after it (wrapping).
+   */
+  claimHashed(node: string, pool: IpamPool): Cidr | null {
+    const size = prefixSize(pool.blockSize);
+    const count = prefixSize(pool.cidr.prefix) / size;
+    const start = stableHash32(node) % count;
+    for (let k = 0; k < count; k++) {
+      const base = (pool.cidr.base + ((start + k) % count) * size) >>> 0;
+      if (!this.owner.has(base)) {
+        const block = { base, prefix: pool.blockSize };
+        this.claim(node, block, pool);
+        return block;
+      }
+    }
+    return null;
+  }
+
+  /** Every claimed block, in address order. */
+  allBlocks(): { block: Cidr; node: string }[] {
+    const out: { block: Cidr; node: string }[] = [];
+    for (const [node, blocks] of this.blocksOf)
+      for (const block of blocks) out.push({ block, node });
+    return out.sort((a, b) => a.block.base - b.block.base);
+  }
+}
+
+/** Pools a node may take automatic addresses from: enabled and selecting it, by name. */
+export function poolsForNode(pools: readonly IpamPool[], labels: Labels): IpamPool[] {
+  return pools.filter((p) => !p.disabled && matchesCalicoSelector(p.selector, labels));
+}
+
+/**
+ * Runs IPAM. `pools` and `nodes` sorted by name, `pods` in any order. Steps:
+ * 1. a node's spec.podCIDR inside a pool that applies to it becomes its first block;
+ * 2. every node gets a first block in the first IPIP pool that applies to it (or, with no
+ *    IPIP pool, the first pool), chosen by hashing its name (claimHashed);
+ * 3. tunnel address = first address of the node's first block in an IPIP pool;
+ * 4. pinned pods (cni.projectcalico.org/ipAddrs), in pod-key order: the address must be in
+ *    an enabled pool and unused; an unclaimed block becomes the pod node's, a block of
+ *    another node makes the address borrowed;
+ * 5. other pods, node by node, in `order`: the lowest free address of the node's blocks
+ *    (in claim order), then a new hashed block, then a borrowed address from another
+ *    node's block; failing all, the pod stays Pending.
+ */
+export function runIpam(
+  pools: readonly IpamPool[],
+  nodes: readonly IpamNode[],
+  pods: readonly IpamPod[],
+): IpamResult {
+  const table = new BlockTable(pools);
+  const problems: IpamProblem[] = [];
+  const nodeWarnings: { node: string; detail: string }[] = [];
+  const usable = new Map(nodes.map((n) => [n.name, poolsForNode(pools, n.labels)]));
+
+  // 1. podCIDR blocks.
+  for (const node of nodes) {
+    if (!node.podCIDR) continue;
+    const pool = usable.get(node.name)!.find((p) => cidrContains(p.cidr, node.podCIDR!.base));
+    if (!pool) {
+      nodeWarnings.push({
+        node: node.name,
+        detail: `spec.podCIDR ${formatCidr(node.podCIDR)} is not inside an enabled IP pool that selects this node; ignored`,
+      });
+      continue;
+    }
+    const block = enclosingCidr(node.podCIDR.base, pool.blockSize);
+    const owner = table.ownerOf(block.base);
+    if (owner !== undefined) {
+      problems.push({
+        type: 'node',
+        node: node.name,
+        detail: `spec.podCIDR ${formatCidr(node.podCIDR)}: block ${formatCidr(block)} already belongs to node ${owner}`,
+      });
+      continue;
+    }
+    table.claim(node.name, block, pool);
+  }
+
+  // 2. first (and tunnel) blocks.
+  for (const node of nodes) {
+    const mine = usable.get(node.name)!;
+    if (mine.length === 0) continue;
+    const ipipPools = mine.filter((p) => p.ipipMode !== 'Never');
+    const have = table.blocks(node.name);
+    const needsIpipBlock =
+      ipipPools.length > 0 && !have.some((b) => table.pool(b)!.ipipMode !== 'Never');
+    if (needsIpipBlock || have.length === 0) {
+      const pool = ipipPools[0] ?? mine[0]!;
+      if (!table.claimHashed(node.name, pool)) {
+        nodeWarnings.push({ node: node.name, detail: `IP pool ${pool.name} has no free block` });
+      }
+    }
+  }
+
+  // 3. tunnel addresses.
+  const result = new Map<string, NodeIpam>();
+  const used = new Map<number, string>(); // address → what uses it
+  for (const node of nodes) {
+    const first = table.blocks(node.name).find((b) => table.pool(b)!.ipipMode !== 'Never');
+    const tunnel = first ? first.base : null;
+    if (tunnel !== null) used.set(tunnel, `the tunl0 address of node ${node.name}`);
+    result.set(node.name, {
+      blocks: [],
+      tunnelAddress: tunnel,
+      ipipMode: first ? table.pool(first)!.ipipMode : 'Never',
+    });
+  }
+
+  // 4. pinned pods.
+  const podResults = new Map<string, PodIpam>();
+  const pinned = pods
+    .filter((p) => p.pinnedIP !== null)
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const pinOwner = new Map<number, IpamPod>();
+  for (const pod of pinned) {
+    const ip = pod.pinnedIP!;
+    const pool = pools.find((p) => !p.disabled && cidrContains(p.cidr, ip));
+    if (!pool) {
+      const list = pools.filter((p) => !p.disabled).map((p) => `${p.name} ${formatCidr(p.cidr)}`);
+      problems.push({
+        type: 'pod',
+        pod: pod.key,
+        detail: `address ${formatIPv4(ip)} is not in any enabled IP pool (${list.length ? list.join(', ') : 'none'})`,
+      });
+      continue;
+    }
+    if (pod.nodeName === null) continue;
+    const taken = used.get(ip);
+    if (taken !== undefined) {
+      const other = pinOwner.get(ip);
+      const same = other?.owner !== undefined && other.owner === pod.owner;
+      problems.push({
+        type: 'pod',
+        pod: pod.key,
+        detail: `address ${formatIPv4(ip)} is already ${taken}${same ? '; a pinned address fits one pod only (use replicas: 1, or pin separate Pods)' : ''}`,
+      });
+      continue;
+    }
+    const block = enclosingCidr(ip, pool.blockSize);
+    let owner = table.ownerOf(block.base);
+    if (owner === undefined) {
+      table.claim(pod.nodeName, block, pool);
+      owner = pod.nodeName;
+    }
+    used.set(ip, `assigned to pod ${pod.key}`);
+    pinOwner.set(ip, pod);
+    podResults.set(pod.key, { ip, borrowed: owner !== pod.nodeName });
+  }
+
+  // 5. automatic addresses.
+  const cursor = new Map<number, number>(); // block base → next offset to try
+  const freeIn = (block: Cidr): number | null => {
+    const size = prefixSize(block.prefix);
+    for (let off = cursor.get(block.base) ?? 0; off < size; off++) {
+      const addr = (block.base + off) >>> 0;
+      if (!used.has(addr)) {
+        cursor.set(block.base, off + 1);
+        return addr;
+      }
+    }
+    cursor.set(block.base, size);
+    return null;
+  };
+  const byNode = new Map<string, IpamPod[]>();
+  for (const pod of pods) {
+    if (pod.pinnedIP !== null || pod.nodeName === null) continue;
+    const list = byNode.get(pod.nodeName) ?? [];
+    list.push(pod);
+    byNode.set(pod.nodeName, list);
+  }
+  for (const node of nodes) {
+    const list = (byNode.get(node.name) ?? []).sort(compareOrder);
+    const mine = usable.get(node.name)!;
+    for (const pod of list) {
+      if (mine.length === 0) {
+        podResults.set(pod.key, {
+          pending: `IPAM: no enabled IP pool selects node ${node.name}`,
+        });
+        continue;
+      }
+      let addr: number | null = null;
+      let borrowed = false;
+      for (const block of table.blocks(node.name)) {
+        addr = freeIn(block);
+        if (addr !== null) break;
+      }
+      for (const pool of mine) {
+        if (addr !== null) break;
+        const block = table.claimHashed(node.name, pool);
+        if (block) addr = freeIn(block);
+      }
+      if (addr === null) {
+        for (const { block, node: other } of table.allBlocks()) {
+          if (other === node.name || !mine.includes(table.pool(block)!)) continue;
+          addr = freeIn(block);
+          if (addr !== null) {
+            borrowed = true;
+            break;
+          }
+        }
+      }
+      if (addr === null) {
+        podResults.set(pod.key, {
+          pending: `IPAM: no free address in IP pool(s) ${mine.map((p) => p.name).join(', ')}`,
+        });
+        continue;
+      }
+      used.set(addr, `assigned to pod ${pod.key}`);
+      podResults.set(pod.key, { ip: addr, borrowed });
+    }
+  }
+
+  for (const node of nodes) result.get(node.name)!.blocks = [...table.blocks(node.name)];
+  return { nodes: result, pods: podResults, problems, nodeWarnings };
+}
