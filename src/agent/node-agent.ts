@@ -1,0 +1,247 @@
+import { existsSync, mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { buildClusterState, loadManifests, type ClusterState, type NodeState, type PodState } from '../cluster/index.js';
+import { Forwarder } from '../dataplane/forwarder.js';
+import { NetInterface } from '../dataplane/interface.js';
+import { formatNeighbour } from '../dataplane/neighbours.js';
+import { formatRoute } from '../dataplane/routes.js';
+import { ipv4FromString, ipv4ToString, macFromString, parseCidr } from '../packet/addr.js';
+import { TapDevice } from '../tap/index.js';
+import { ip, run } from '../util/exec.js';
+import type { Logger } from '../util/log.js';
+import { ControlServer } from './control.js';
+import type { LabLayout } from './lab-layout.js';
+import { CALICO_HOST_MAC, PodRuntime, type PodStatus } from './pod-runtime.js';
+
+/** The link between the agent and the node's own kernel (processes "on the node"). */
+export const HOST_LINK = 'kubewire0';
+const HOST_MTU = 1500;
+
+export interface AgentStatus {
+  node: string;
+  ready: boolean;
+  generation: number;
+  lastError: string | null;
+  pods: PodStatus[];
+}
+
+/**
+ * The node agent: the node's network stack and its kubelet. It computes the
+ * cluster state from the manifests (the same pure function on every node),
+ * creates this node's pods, programs routes, forwards every frame, and
+ * converges when the manifests change. A change that fails validation is
+ * logged and ignored: the last good state keeps running.
+ */
+export class NodeAgent {
+  readonly forwarder: Forwarder;
+  private state: ClusterState | null = null;
+  private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
+  private hostTap: TapDevice | null = null;
+  private control: ControlServer | null = null;
+  private watcher: FSWatcher | null = null;
+  private tickTimer: NodeJS.Timeout | null = null;
+  private debounce: NodeJS.Timeout | null = null;
+  private ifIndex = 1;
+  private ready = false;
+  private generation = 0;
+  private lastError: string | null = null;
+  private converging: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly layout: LabLayout,
+    private readonly nodeName: string,
+    private readonly logger: Logger,
+  ) {
+    this.forwarder = new Forwarder(logger);
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(this.layout.nodeDir(this.nodeName), { recursive: true });
+    const state = this.computeState();
+    const node = state.nodes.find((n) => n.name === this.nodeName);
+    if (!node) throw new Error(`no Node named ${this.nodeName} in the manifests`);
+    await this.setUpHostLink(node);
+    this.control = new ControlServer(this.layout.agentSocket(this.nodeName), this.controlHandlers());
+    await this.control.listen();
+    this.tickTimer = setInterval(() => this.forwarder.tick(), 1000);
+    await this.apply(state);
+    this.watchManifests();
+  }
+
+  private computeState(): ClusterState {
+    return buildClusterState(loadManifests([this.layout.manifestsDir]));
+  }
+
+  private async setUpHostLink(node: NodeState): Promise<void> {
+    const fwd = this.forwarder;
+    const nodeIp = ipv4FromString(node.internalIP);
+    fwd.primaryAddress = nodeIp;
+    await ip(['link', 'set', 'dev', 'lo', 'up']);
+    await ip(['link', 'del', 'dev', HOST_LINK]).catch(() => undefined);
+    const tap = TapDevice.open(HOST_LINK);
+    this.hostTap = tap;
+    await ip(['link', 'set', 'dev', HOST_LINK, 'mtu', String(HOST_MTU), 'addrgenmode', 'none', 'up']);
+    const kernelMac = macFromString(
+      (JSON.parse(await run('ip', ['-j', 'link', 'show', 'dev', HOST_LINK])) as { address: string }[])[0]!.address,
+    );
+    const hostIf = new NetInterface(this.ifIndex++, HOST_LINK, 'host', CALICO_HOST_MAC, HOST_MTU, tap);
+    fwd.addInterface(hostIf);
+    const own = [node.internalIP, ...(node.tunnelAddress ? [node.tunnelAddress] : [])];
+    for (const addr of own) {
+      await ip(['addr', 'add', `${addr}/32`, 'dev', HOST_LINK]);
+      const a = ipv4FromString(addr);
+      fwd.local.set(a, { answerEcho: true, deliverTo: hostIf });
+      fwd.neighbours.setPermanent(hostIf, a, kernelMac);
+    }
+    // The node's kernel reaches everything through the agent, as a pod does.
+    await ip(['route', 'replace', '169.254.1.1', 'dev', HOST_LINK, 'scope', 'link']);
+    await ip(['route', 'replace', 'default', 'via', '169.254.1.1', 'dev', HOST_LINK, 'src', node.internalIP]);
+    for (const block of node.blocks) {
+      const { addr, prefixLen } = parseCidr(block);
+      fwd.routes.add({ dst: addr, prefixLen, type: 'blackhole', proto: 'bird' });
+    }
+    void nodeIp;
+    tap.start(
+      (buf, offsets, count) => fwd.receiveBatch(hostIf, buf, offsets, count),
+      (err) => this.logger.error({ err }, 'host link failed'),
+    );
+  }
+
+  /** Brings this node's pods to the given state: removes, recreates and creates by diff. */
+  private apply(state: ClusterState): Promise<void> {
+    this.converging = this.converging.then(() => this.converge(state));
+    return this.converging;
+  }
+
+  private async converge(state: ClusterState): Promise<void> {
+    const wanted = new Map<string, PodState>();
+    for (const pod of state.pods) {
+      if (pod.nodeName === this.nodeName && pod.ip && !pod.hostNetwork) {
+        wanted.set(`${pod.namespace}/${pod.name}`, pod);
+      }
+    }
+    const removals: Promise<void>[] = [];
+    for (const [key, entry] of this.pods) {
+      const pod = wanted.get(key);
+      if (!pod || fingerprint(pod) !== entry.fingerprint) {
+        this.pods.delete(key);
+        removals.push(entry.runtime.destroy());
+      }
+    }
+    await Promise.all(removals);
+    const dnsServiceIP = kubeDnsAddress(state.config.serviceSubnet);
+    const created: PodRuntime[] = [];
+    for (const [key, pod] of wanted) {
+      if (this.pods.has(key)) continue;
+      const runtime = new PodRuntime(pod, {
+        layout: this.layout,
+        nodeName: this.nodeName,
+        forwarder: this.forwarder,
+        logger: this.logger,
+        dnsServiceIP,
+        clusterDomain: state.config.dnsDomain,
+        nextIfIndex: () => this.ifIndex++,
+      });
+      this.pods.set(key, { runtime, fingerprint: fingerprint(pod) });
+      this.recordNetns();
+      try {
+        await runtime.create();
+        created.push(runtime);
+      } catch (err) {
+        this.logger.error({ err, pod: key }, 'cannot create pod');
+        this.lastError = `pod ${key}: ${(err as Error).message}`;
+      }
+    }
+    this.recordNetns();
+    this.state = state;
+    this.generation++;
+    await Promise.race([
+      Promise.all(created.map((p) => p.whenReady())),
+      new Promise((resolve) => setTimeout(resolve, 30_000)),
+    ]);
+    this.ready = true;
+    this.logger.info({ generation: this.generation, pods: this.pods.size }, 'converged');
+  }
+
+  /** Keeps the list of namespaces this agent made, so `kubewire down` can clean up after a crash. */
+  private recordNetns(): void {
+    const names = [...this.pods.values()].map((p) => p.runtime.netns);
+    writeFileSync(this.layout.netnsRecord(this.nodeName), JSON.stringify(names) + '\n');
+  }
+
+  private watchManifests(): void {
+    const dir = this.layout.manifestsDir;
+    if (!existsSync(dir)) return;
+    this.watcher = watch(dir, { recursive: false }, () => {
+      if (this.debounce) clearTimeout(this.debounce);
+      this.debounce = setTimeout(() => this.reload(), 200);
+    });
+  }
+
+  private reload(): void {
+    let state: ClusterState;
+    try {
+      state = this.computeState();
+    } catch (err) {
+      this.lastError = (err as Error).message;
+      this.logger.error({ err: (err as Error).message }, 'manifests rejected; keeping the last good state');
+      return;
+    }
+    this.lastError = null;
+    void this.apply(state);
+  }
+
+  status(): AgentStatus {
+    return {
+      node: this.nodeName,
+      ready: this.ready,
+      generation: this.generation,
+      lastError: this.lastError,
+      pods: [...this.pods.values()].map((p) => p.runtime.status()),
+    };
+  }
+
+  private controlHandlers() {
+    const fwd = this.forwarder;
+    return {
+      status: () => this.status(),
+      routes: () => fwd.routes.all().map(formatRoute),
+      neighbours: () => fwd.neighbours.all().map(formatNeighbour),
+      stats: () => ({
+        node: this.nodeName,
+        drops: fwd.drops.toJSON(),
+        interfaces: fwd.interfaces.map((i) => ({ name: i.name, kind: i.kind, ...i.counters })),
+      }),
+      shutdown: () => {
+        setImmediate(() => void this.stop().then(() => process.exit(0)));
+        return { stopping: true };
+      },
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.watcher?.close();
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.debounce) clearTimeout(this.debounce);
+    await this.converging.catch(() => undefined);
+    await Promise.all([...this.pods.values()].map((p) => p.runtime.destroy()));
+    this.pods.clear();
+    this.recordNetns();
+    this.hostTap?.close();
+    await this.control?.close();
+    this.logger.info('agent stopped');
+  }
+
+  get currentState(): ClusterState | null {
+    return this.state;
+  }
+}
+
+function fingerprint(pod: PodState): string {
+  return JSON.stringify([pod.ip, pod.vethName, pod.containers, pod.restartPolicy, pod.dnsPolicy, pod.dnsConfig]);
+}
+
+/** kubeadm gives the cluster DNS Service the tenth address of the service CIDR (10.96.0.10). */
+export function kubeDnsAddress(serviceSubnet: string): string {
+  const { addr } = parseCidr(serviceSubnet);
+  return ipv4ToString((addr + 10) >>> 0);
+}

@@ -1,0 +1,365 @@
+import { ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetView, emitEthernetHeader } from '../packet/ethernet.js';
+import { ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, emitArp } from '../packet/arp.js';
+import { IPPROTO_ICMP, Ipv4View, emitIpv4Header } from '../packet/ipv4.js';
+import {
+  ICMP_DEST_UNREACH,
+  ICMP_ECHO_REQUEST,
+  ICMP_FRAG_NEEDED,
+  ICMP_HOST_UNREACH,
+  ICMP_NET_UNREACH,
+  ICMP_TIME_EXCEEDED,
+  IcmpView,
+  emitIcmpError,
+  turnEchoRequestIntoReply,
+} from '../packet/icmp.js';
+import { ParseResult } from '../packet/errors.js';
+import { DropCounters, DropReason } from './drops.js';
+import type { NetInterface } from './interface.js';
+import { NeighbourTable, UNRESOLVED_QUEUE_MAX, type Neighbour } from './neighbours.js';
+import { RouteTable } from './routes.js';
+import type { Logger } from '../util/log.js';
+
+const BROADCAST_MAC = Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff]);
+const ZERO_MAC = Buffer.alloc(6);
+/** Linux: ICMP errors quote as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3). */
+const ICMP_ERROR_MAX_IP_LEN = 576;
+const DEFAULT_TTL = 64;
+
+/** What the node does with a packet addressed to one of its own addresses. */
+export interface LocalAddress {
+  /** The agent answers ICMP echo requests itself. */
+  answerEcho: boolean;
+  /** Everything else goes to this interface's kernel (the node's root netns), or is dropped. */
+  deliverTo: NetInterface | null;
+}
+
+/**
+ * Linux's ICMP output limiter: a token bucket of net.ipv4.icmp_msgs_per_sec
+ * (1000) with a burst of icmp_msgs_burst (50), so a storm of bad packets cannot
+ * turn into a storm of ICMP errors.
+ */
+class IcmpRateLimiter {
+  private tokens = 50;
+  private lastMs = 0;
+  allow(nowMs: number): boolean {
+    if (nowMs !== this.lastMs) {
+      this.tokens = Math.min(50, this.tokens + (nowMs - this.lastMs));
+      this.lastMs = nowMs;
+    }
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+}
+
+/**
+ * The node's kernel, for frames: link layer (ARP, MAC checks), IPv4 checks,
+ * local delivery, the routing decision, TTL, MTU and neighbour resolution,
+ * then transmission on the output interface. Frames are rewritten in place
+ * and queued zero-copy; every frame not forwarded is counted by reason.
+ *
+ * A receive batch is processed by receiveBatch() and all output queued by it
+ * is flushed before it returns, so the caller may reuse its buffer.
+ */
+export class Forwarder {
+  readonly routes = new RouteTable();
+  readonly neighbours = new NeighbourTable();
+  readonly drops = new DropCounters();
+  readonly local = new Map<number, LocalAddress>();
+  readonly interfaces: NetInterface[] = [];
+  /** The address ICMP errors and ARP probes come from when nothing better applies (the node IP). */
+  primaryAddress = 0;
+
+  // Reused views: one set for the packet being processed, one for ICMP quoting.
+  private readonly eth = new EthernetView();
+  private readonly arp = new ArpView();
+  private readonly ip = new Ipv4View();
+  private readonly icmp = new IcmpView();
+  private readonly scratchIp = new Ipv4View();
+  /** Bump arena for frames the node originates (ARP replies, ICMP) within one batch. */
+  private readonly scratch = Buffer.alloc(256 * 1024);
+  private scratchUsed = 0;
+  private readonly icmpLimiter = new IcmpRateLimiter();
+  private nowMs = Date.now();
+  private internalErrorsLogged = 0;
+
+  constructor(private readonly logger: Logger) {}
+
+  addInterface(dev: NetInterface): void {
+    this.interfaces.push(dev);
+  }
+
+  removeInterface(dev: NetInterface): void {
+    const i = this.interfaces.indexOf(dev);
+    if (i >= 0) this.interfaces.splice(i, 1);
+    this.routes.deleteByDevice(dev);
+    this.neighbours.deleteDevice(dev);
+  }
+
+  /** Entry point for a TAP's read batch. Never throws: failures are counted. */
+  receiveBatch(inIf: NetInterface, buf: Buffer, offsets: Uint32Array, count: number): void {
+    this.nowMs = Date.now();
+    for (let i = 0; i < count; i++) {
+      const off = offsets[i * 2]!;
+      const len = offsets[i * 2 + 1]!;
+      try {
+        this.receiveFrame(inIf, buf, off, len);
+      } catch (err) {
+        this.drops.count(DropReason.InternalError);
+        if (this.internalErrorsLogged++ < 10) {
+          this.logger.error({ err, dev: inIf.name }, 'internal error processing a frame');
+        }
+      }
+    }
+    this.flush();
+  }
+
+  /** Writes every queued frame and resets the scratch arena. */
+  flush(): void {
+    const ifs = this.interfaces;
+    for (let i = 0; i < ifs.length; i++) if (ifs[i]!.dirty) ifs[i]!.flush();
+    this.scratchUsed = 0;
+  }
+
+  receiveFrame(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
+    inIf.counters.rxPackets++;
+    inIf.counters.rxBytes += len;
+    const eth = this.eth;
+    if (eth.wrap(buf, off, len) !== ParseResult.Ok) return this.drops.count(DropReason.EthTruncated);
+    if (!eth.dstIs(inIf.mac) && !eth.dstIsBroadcast) {
+      return this.drops.count(eth.dstIsMulticast ? DropReason.Multicast : DropReason.ForeignMac);
+    }
+    const type = eth.etherType;
+    if (type === ETHERTYPE_IPV4) {
+      return this.receiveIpv4(inIf, buf, eth.payloadOffset, eth.payloadLength);
+    }
+    if (type === ETHERTYPE_ARP) return this.receiveArp(inIf, buf, eth.payloadOffset, eth.payloadLength);
+    this.drops.count(DropReason.UnsupportedEtherType);
+  }
+
+  // ---- ARP ---------------------------------------------------------------
+
+  private receiveArp(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
+    const arp = this.arp;
+    if (arp.wrap(buf, off, len) !== ParseResult.Ok) return this.drops.count(DropReason.ArpMalformed);
+    const senderIp = arp.senderIp;
+    const targetIp = arp.targetIp;
+    if (senderIp !== 0) {
+      const waiting = this.neighbours.learn(inIf, senderIp, buf, off + 8, this.nowMs);
+      if (waiting) this.releaseQueue(waiting);
+    }
+    if (arp.op !== ARP_OP_REQUEST) return;
+    if (!this.answersArpFor(inIf, targetIp)) return;
+    // Reply to the requester: from our MAC, for the target address.
+    const o = this.allocScratch(ETH_HEADER_LEN + ARP_LEN);
+    if (o < 0) return;
+    emitEthernetHeader(this.scratch, o, buf.subarray(off + 8, off + 14), inIf.mac, ETHERTYPE_ARP);
+    emitArp(this.scratch, o + ETH_HEADER_LEN, ARP_OP_REPLY, inIf.mac, targetIp, buf.subarray(off + 8, off + 14), senderIp);
+    inIf.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
+  }
+
+  /**
+   * Calico's proxy ARP: on pod and host links the agent answers every request
+   * with its own MAC, except for addresses reached through the asking link
+   * itself (a duplicate-address probe for the pod's own IP gets no answer, as
+   * Linux's proxy_arp). On the underlay only owned addresses are answered.
+   */
+  private answersArpFor(inIf: NetInterface, target: number): boolean {
+    if (inIf.kind === 'pod' || inIf.kind === 'host') {
+      const route = this.routes.lookup(target);
+      if (route && route.dev === inIf && route.prefixLen === 32) return false;
+      const local = this.local.get(target);
+      if (local && local.deliverTo === inIf) return false;
+      return true;
+    }
+    if (inIf.kind === 'underlay') return this.local.has(target);
+    return false;
+  }
+
+  // ---- IPv4 --------------------------------------------------------------
+
+  private receiveIpv4(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
+    const ip = this.ip;
+    const r = ip.wrap(buf, off, len);
+    if (r !== ParseResult.Ok) {
+      return this.drops.count(r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed);
+    }
+    if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
+    const dst = ip.dst;
+    const local = this.local.get(dst);
+    if (local !== undefined) return this.deliverLocal(inIf, local, buf, off);
+    this.forward(inIf, buf, off);
+  }
+
+  private deliverLocal(inIf: NetInterface, local: LocalAddress, buf: Buffer, off: number): void {
+    const ip = this.ip;
+    if (local.answerEcho && ip.protocol === IPPROTO_ICMP && !ip.isFragment) {
+      const icmp = this.icmp;
+      if (icmp.wrap(buf, ip.payloadOffset, ip.payloadLength) !== ParseResult.Ok || !icmp.verifyChecksum()) {
+        return this.drops.count(DropReason.IcmpMalformed);
+      }
+      if (icmp.type === ICMP_ECHO_REQUEST) {
+        turnEchoRequestIntoReply(ip, icmp);
+        ip.setTtl(DEFAULT_TTL);
+        return this.output(inIf, buf, off, true);
+      }
+    }
+    const to = local.deliverTo;
+    if (!to) return this.drops.count(DropReason.Unreachable);
+    // Local delivery: no TTL change; the next hop is the kernel's address itself.
+    this.transmit(to, ip.dst, buf, off, ip.totalLength);
+  }
+
+  private forward(inIf: NetInterface, buf: Buffer, off: number): void {
+    const ip = this.ip;
+    const route = this.routes.lookup(ip.dst);
+    if (!route) {
+      this.sendIcmpError(inIf, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0);
+      return this.drops.count(DropReason.NoRoute);
+    }
+    if (route.type !== 'unicast') {
+      // blackhole drops silently; unreachable/prohibit answer with ICMP as Linux does.
+      if (route.type === 'blackhole') return this.drops.count(DropReason.Blackhole);
+      this.sendIcmpError(inIf, ICMP_DEST_UNREACH, route.type === 'prohibit' ? 13 : ICMP_HOST_UNREACH, 0);
+      return this.drops.count(DropReason.Unreachable);
+    }
+    if (ip.ttl <= 1) {
+      this.sendIcmpError(inIf, ICMP_TIME_EXCEEDED, 0, 0);
+      return this.drops.count(DropReason.TtlExceeded);
+    }
+    const dev = route.dev!;
+    const mtu = route.mtu || dev.mtu;
+    if (ip.totalLength > mtu) {
+      if (ip.dontFragment) {
+        this.sendIcmpError(inIf, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
+      }
+      return this.drops.count(DropReason.FragNeeded);
+    }
+    ip.decrementTtl();
+    this.transmit(dev, route.via || ip.dst, buf, off, ip.totalLength);
+  }
+
+  /**
+   * Routes and sends a packet the node itself originates (echo replies, ICMP
+   * errors) whose IPv4 header is at `off` in `buf` with room for a link header
+   * before it. `viaInput` is the link it answers, used when no route exists.
+   */
+  private output(fallback: NetInterface, buf: Buffer, off: number, wrapped: boolean): void {
+    const ip = wrapped ? this.ip : this.scratchIp;
+    const route = this.routes.lookup(ip.dst);
+    if (!route || route.type !== 'unicast') {
+      // No route back: answer on the link the request came in on (as to a directly attached peer).
+      if (fallback.kind === 'pod' || fallback.kind === 'host') {
+        return this.transmit(fallback, ip.dst, buf, off, ip.totalLength);
+      }
+      return this.drops.count(DropReason.NoRoute);
+    }
+    this.transmit(route.dev!, route.via || ip.dst, buf, off, ip.totalLength);
+  }
+
+  /** Link-layer output: resolves the next hop's MAC, writes the Ethernet header and queues. */
+  private transmit(dev: NetInterface, nextHop: number, buf: Buffer, ipOff: number, ipLen: number): void {
+    if (!dev.up) return this.drops.count(DropReason.InterfaceDown);
+    const n = this.neighbours.get(dev, nextHop);
+    const frameOff = ipOff - ETH_HEADER_LEN;
+    if (n !== undefined && n.mac !== null && (n.state === 'PERMANENT' || n.state === 'REACHABLE' || n.state === 'STALE')) {
+      emitEthernetHeader(buf, frameOff, n.mac, dev.mac, ETHERTYPE_IPV4);
+      dev.enqueue(buf, frameOff, ipLen + ETH_HEADER_LEN);
+      return;
+    }
+    this.queueForResolution(dev, nextHop, buf, ipOff, ipLen);
+  }
+
+  private queueForResolution(dev: NetInterface, nextHop: number, buf: Buffer, ipOff: number, ipLen: number): void {
+    const n = this.neighbours.resolve(dev, nextHop);
+    if (n.queue.length >= UNRESOLVED_QUEUE_MAX) return this.drops.count(DropReason.NeighbourQueueFull);
+    // The packet must outlive this batch: keep a copy with room for the link header.
+    const copy = Buffer.allocUnsafe(ipLen + ETH_HEADER_LEN);
+    buf.copy(copy, ETH_HEADER_LEN, ipOff, ipOff + ipLen);
+    n.queue.push(copy);
+    if (n.probes === 0) {
+      n.probes = 1;
+      n.updatedAtMs = this.nowMs;
+      this.sendArpProbe(n);
+    }
+  }
+
+  private releaseQueue(n: Neighbour): void {
+    const queue = n.queue;
+    n.queue = [];
+    for (const pkt of queue) {
+      emitEthernetHeader(pkt, 0, n.mac!, n.dev.mac, ETHERTYPE_IPV4);
+      n.dev.enqueue(pkt, 0, pkt.length);
+    }
+  }
+
+  sendArpProbe(n: Neighbour): void {
+    const o = this.allocScratch(ETH_HEADER_LEN + ARP_LEN);
+    if (o < 0) return;
+    const senderIp = n.dev.kind === 'underlay' || n.dev.kind === 'host' ? this.primaryAddress : 0;
+    emitEthernetHeader(this.scratch, o, BROADCAST_MAC, n.dev.mac, ETHERTYPE_ARP);
+    emitArp(this.scratch, o + ETH_HEADER_LEN, ARP_OP_REQUEST, n.dev.mac, senderIp, ZERO_MAC, n.ip);
+    n.dev.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
+  }
+
+  /** The 1 s maintenance tick: ARP retries, failures (ICMP host unreachable), ageing. */
+  tick(nowMs = Date.now()): void {
+    this.nowMs = nowMs;
+    const failed = this.neighbours.tick(nowMs, (n) => this.sendArpProbe(n));
+    for (const n of failed) {
+      for (const pkt of n.queue) {
+        this.drops.count(DropReason.NeighbourFailed);
+        if (this.ip.wrap(pkt, ETH_HEADER_LEN, pkt.length - ETH_HEADER_LEN) === ParseResult.Ok) {
+          this.sendIcmpError(n.dev, ICMP_DEST_UNREACH, ICMP_HOST_UNREACH, 0);
+        }
+      }
+    }
+    this.flush();
+  }
+
+  // ---- ICMP errors ---------------------------------------------------------
+
+  /**
+   * Answers the packet in this.ip with an ICMP error from the node, as Linux's
+   * icmp_send(): never about an ICMP error, a fragment other than the first,
+   * or a broadcast; rate limited; quoting up to 576 bytes in total.
+   */
+  private sendIcmpError(inIf: NetInterface, type: number, code: number, mtu: number): void {
+    const orig = this.ip;
+    if (orig.fragmentOffset !== 0) return;
+    if (orig.src === 0 || orig.src === 0xffffffff) return;
+    if (orig.protocol === IPPROTO_ICMP) {
+      const icmp = this.icmp;
+      if (icmp.wrap(orig.buf, orig.payloadOffset, orig.payloadLength) !== ParseResult.Ok) return;
+      if (icmp.type !== 0 && icmp.type !== 8 && icmp.type !== 13 && icmp.type !== 14) return; // only about queries
+    }
+    if (!this.icmpLimiter.allow(this.nowMs)) return;
+    const quoted = Math.min(orig.totalLength, ICMP_ERROR_MAX_IP_LEN - 20 - 8);
+    const total = ETH_HEADER_LEN + 20 + 8 + quoted;
+    const o = this.allocScratch(total);
+    if (o < 0) return;
+    const ipOff = o + ETH_HEADER_LEN;
+    const icmpLen = emitIcmpError(this.scratch, ipOff + 20, type, code, orig, mtu);
+    emitIpv4Header(this.scratch, ipOff, {
+      src: this.primaryAddress,
+      dst: orig.src,
+      protocol: IPPROTO_ICMP,
+      ttl: DEFAULT_TTL,
+      id: 0,
+      dontFragment: false,
+      tos: 0xc0, // Linux sends ICMP errors with IPTOS_PREC_INTERNETCONTROL
+      payloadLength: icmpLen,
+    });
+    if (this.scratchIp.wrap(this.scratch, ipOff, 20 + icmpLen) !== ParseResult.Ok) return;
+    this.output(inIf, this.scratch, ipOff, false);
+  }
+
+  private allocScratch(len: number): number {
+    if (this.scratchUsed + len > this.scratch.length) {
+      this.flush();
+    }
+    const o = this.scratchUsed;
+    this.scratchUsed += len;
+    return o;
+  }
+}
