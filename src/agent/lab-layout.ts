@@ -55,6 +55,12 @@ export class LabLayout {
   nodeNetns(node: string): string {
     return `${this.lab}-${node}`;
   }
+  hostNetns(host: string): string {
+    return `${this.lab}-${host}`;
+  }
+  get switchNetns(): string {
+    return `${this.lab}-switch`;
+  }
   podNetns(namespace: string, pod: string): string {
     return `${this.lab}-${namespace}.${pod}`; // namespaces never contain a dot: no collisions
   }
@@ -66,4 +72,8 @@ export interface LabRecord {
   createdAt: string;
   mode: 'netns';
   nodes: { name: string; netns: string; agentPid: number | null }[];
+  /** Lab hosts that are not nodes (client, router), reachable with `exec --host`. */
+  hosts: { name: string; netns: string; address: string }[];
+  /** The namespace holding the lab's bridges. */
+  switchNetns: string;
 }

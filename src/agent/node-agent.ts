@@ -11,6 +11,12 @@ import type { Logger } from '../util/log.js';
 import { ControlServer } from './control.js';
 import type { LabLayout } from './lab-layout.js';
 import { CALICO_HOST_MAC, PodRuntime, type PodStatus } from './pod-runtime.js';
+import { releaseUnderlay, takeOverUnderlay, type UnderlayConfig } from './underlay.js';
+import { calicoRoutes } from '../controllers/calico-routes.js';
+import { join } from 'node:path';
+
+/** Outer IPv4 header of IPIP: tunl0's MTU is the underlay's minus 20. */
+const IPIP_OVERHEAD = 20;
 
 /** The link between the agent and the node's own kernel (processes "on the node"). */
 export const HOST_LINK = 'kubewire0';
@@ -36,6 +42,10 @@ export class NodeAgent {
   private state: ClusterState | null = null;
   private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
   private hostTap: TapDevice | null = null;
+  private uplinkTap: TapDevice | null = null;
+  private underlay: UnderlayConfig | null = null;
+  private underlayIf: NetInterface | null = null;
+  private clusterRoutes: { dst: number; prefixLen: number }[] = [];
   private control: ControlServer | null = null;
   private watcher: FSWatcher | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
@@ -50,6 +60,8 @@ export class NodeAgent {
     private readonly layout: LabLayout,
     private readonly nodeName: string,
     private readonly logger: Logger,
+    /** The node's uplink to take over; null for a node without one (a lone netns). */
+    private readonly underlayDev: string | null = 'eth0',
   ) {
     this.forwarder = new Forwarder(logger);
   }
@@ -60,6 +72,8 @@ export class NodeAgent {
     const node = state.nodes.find((n) => n.name === this.nodeName);
     if (!node) throw new Error(`no Node named ${this.nodeName} in the manifests`);
     await this.setUpHostLink(node);
+    await this.setUpUnderlay(node);
+    this.setUpTunnel(node);
     this.control = new ControlServer(this.layout.agentSocket(this.nodeName), this.controlHandlers());
     await this.control.listen();
     this.tickTimer = setInterval(() => this.forwarder.tick(), 1000);
@@ -95,15 +109,77 @@ export class NodeAgent {
     // The node's kernel reaches everything through the agent, as a pod does.
     await ip(['route', 'replace', '169.254.1.1', 'dev', HOST_LINK, 'scope', 'link']);
     await ip(['route', 'replace', 'default', 'via', '169.254.1.1', 'dev', HOST_LINK, 'src', node.internalIP]);
-    for (const block of node.blocks) {
-      const { addr, prefixLen } = parseCidr(block);
-      fwd.routes.add({ dst: addr, prefixLen, type: 'blackhole', proto: 'bird' });
-    }
     void nodeIp;
     tap.start(
       (buf, offsets, count) => fwd.receiveBatch(hostIf, buf, offsets, count),
       (err) => this.logger.error({ err }, 'host link failed'),
     );
+  }
+
+  /**
+   * Owns the node's uplink when it has one: its address and MAC become the
+   * agent's, its connected and gateway routes move into the agent's table.
+   */
+  private async setUpUnderlay(node: NodeState): Promise<void> {
+    const dev = this.underlayDev;
+    if (!dev) return;
+    const exists = await ip(['link', 'show', 'dev', dev]).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) {
+      this.logger.info({ dev }, 'no underlay interface: pods reach only this node');
+      return;
+    }
+    const { config, tap } = await takeOverUnderlay(dev, join(this.layout.nodeDir(this.nodeName), 'underlay.json'));
+    if (config.address !== node.internalIP) {
+      this.logger.warn({ dev, kernel: config.address, node: node.internalIP }, 'underlay address differs from the Node InternalIP');
+    }
+    this.underlay = config;
+    this.uplinkTap = tap;
+    const fwd = this.forwarder;
+    const uplink = new NetInterface(this.ifIndex++, dev, 'underlay', macFromString(config.mac), config.mtu, tap);
+    this.underlayIf = uplink;
+    fwd.addInterface(uplink);
+    const addr = ipv4FromString(config.address);
+    fwd.routes.add({ dst: addr, prefixLen: config.prefixLen, dev: uplink, proto: 'kernel', scope: 'link', src: addr });
+    for (const g of config.gateways) {
+      fwd.routes.add({ dst: ipv4FromString(g.dst), prefixLen: g.prefixLen, dev: uplink, via: ipv4FromString(g.via) });
+    }
+    tap.start(
+      (buf, offsets, count) => fwd.receiveBatch(uplink, buf, offsets, count),
+      (err) => this.logger.error({ err }, 'underlay link failed'),
+    );
+    this.logger.info({ dev, address: config.address, mac: config.mac }, 'underlay taken over');
+  }
+
+  /** tunl0: the IPIP device, with the node's tunnel address (Calico installs it as /32). */
+  private setUpTunnel(node: NodeState): void {
+    if (!node.tunnelAddress || !this.underlay) return;
+    const fwd = this.forwarder;
+    const tunl0 = new NetInterface(this.ifIndex++, 'tunl0', 'tunnel', Buffer.alloc(6), this.underlay.mtu - IPIP_OVERHEAD, null);
+    fwd.addInterface(tunl0);
+    fwd.tunnel = tunl0;
+  }
+
+  /** Replaces the pod-network routes (blocks, tunnels) with those of the new state, in one step. */
+  private programClusterRoutes(state: ClusterState): void {
+    const fwd = this.forwarder;
+    for (const r of this.clusterRoutes) fwd.routes.delete(r.dst, r.prefixLen);
+    this.clusterRoutes = [];
+    fwd.tunnelPeers.clear();
+    for (const n of state.nodes) if (n.name !== this.nodeName) fwd.tunnelPeers.add(ipv4FromString(n.internalIP));
+    const prefixLen = this.underlay?.prefixLen ?? 24;
+    for (const r of calicoRoutes(state, this.nodeName, prefixLen)) {
+      if (r.type === 'blackhole') {
+        fwd.routes.add({ dst: r.dst, prefixLen: r.prefixLen, type: 'blackhole', proto: 'bird' });
+      } else {
+        const dev = r.via === 'tunl0' ? fwd.tunnel : this.underlayIf;
+        if (!dev) continue;
+        fwd.routes.add({ dst: r.dst, prefixLen: r.prefixLen, dev, via: r.gateway, onlink: true, proto: 'bird' });
+      }
+      this.clusterRoutes.push({ dst: r.dst, prefixLen: r.prefixLen });
+    }
   }
 
   /** Brings this node's pods to the given state: removes, recreates and creates by diff. */
@@ -113,6 +189,7 @@ export class NodeAgent {
   }
 
   private async converge(state: ClusterState): Promise<void> {
+    this.programClusterRoutes(state);
     const wanted = new Map<string, PodState>();
     for (const pod of state.pods) {
       if (pod.nodeName === this.nodeName && pod.ip && !pod.hostNetwork) {
@@ -227,6 +304,8 @@ export class NodeAgent {
     this.pods.clear();
     this.recordNetns();
     this.hostTap?.close();
+    this.uplinkTap?.close();
+    if (this.underlay) await releaseUnderlay(this.underlay);
     await this.control?.close();
     this.logger.info('agent stopped');
   }

@@ -43,6 +43,16 @@ export class LabClient {
     return node;
   }
 
+  /** The namespace of a node or of a lab host (client, router). */
+  hostNetns(name: string): string {
+    const host = this.record.hosts?.find((h) => h.name === name);
+    if (host) return host.netns;
+    const node = this.record.nodes.find((n) => n.name === name);
+    if (node) return node.netns;
+    const names = [...this.record.nodes.map((n) => n.name), ...(this.record.hosts ?? []).map((h) => h.name)];
+    throw new CliError(`no node or host '${name}' in lab '${this.layout.lab}' (known: ${names.join(', ')})`);
+  }
+
   call<T>(node: string, method: string, params: Record<string, unknown> = {}): Promise<T> {
     this.node(node);
     return callAgent<T>(this.layout.agentSocket(node), method, params).catch((err: Error) => {

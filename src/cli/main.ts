@@ -144,13 +144,13 @@ program
   .argument('[pod]', 'pod name')
   .argument('[command...]', 'command and arguments, after --')
   .option('-n, --namespace <ns>', 'namespace', 'default')
-  .option('--host <node>', "run in the node's own network namespace instead of a pod's")
+  .option('--host <name>', "run on a node's own network namespace, or on the lab's client or router host")
   .action(async (pod: string | undefined, command: string[], opts: { namespace: string; host?: string }) => {
     const lab = new LabClient(labName());
     let netns: string;
     let argv = command;
     if (opts.host) {
-      netns = lab.node(opts.host).netns;
+      netns = lab.hostNetns(opts.host);
       if (pod !== undefined) argv = [pod, ...command];
     } else {
       if (!pod) throw new CliError('exec needs a pod name (or --host NODE)');

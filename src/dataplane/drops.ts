@@ -24,6 +24,8 @@ export const DropReason = {
   InternalError: 17,
   Ipv4Fragment: 18,
   Martian: 19,
+  IpipUnknownSource: 20,
+  IpipNested: 21,
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -48,6 +50,8 @@ export const dropReasonNames: readonly string[] = [
   'internal-error',
   'ipv4-fragment',
   'martian-source',
+  'ipip-unknown-source',
+  'ipip-nested',
 ];
 
 export class DropCounters {

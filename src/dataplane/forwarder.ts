@@ -1,6 +1,7 @@
 import { ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetView, emitEthernetHeader } from '../packet/ethernet.js';
 import { ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, emitArp } from '../packet/arp.js';
-import { IPPROTO_ICMP, Ipv4View, emitIpv4Header } from '../packet/ipv4.js';
+import { IPPROTO_ICMP, IPPROTO_IPIP, Ipv4View, emitIpv4Header } from '../packet/ipv4.js';
+import { IPIP_OVERHEAD, ipipEncapsulate } from '../packet/ipip.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REQUEST,
@@ -69,6 +70,14 @@ export class Forwarder {
   readonly interfaces: NetInterface[] = [];
   /** The address ICMP errors and ARP probes come from when nothing better applies (the node IP). */
   primaryAddress = 0;
+  /**
+   * Outer sources accepted for IPIP: the other nodes' addresses. Calico's INPUT
+   * rule "Allow IPIP packets from Calico hosts"; anything else is dropped.
+   */
+  readonly tunnelPeers = new Set<number>();
+  /** tunl0, when the node has an IPIP overlay. */
+  tunnel: NetInterface | null = null;
+  private ipId = 1;
 
   // Reused views: one set for the packet being processed, one for ICMP quoting.
   private readonly eth = new EthernetView();
@@ -187,8 +196,36 @@ export class Forwarder {
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     const dst = ip.dst;
     const local = this.local.get(dst);
-    if (local !== undefined) return this.deliverLocal(inIf, local, buf, off);
+    if (local !== undefined) {
+      if (ip.protocol === IPPROTO_IPIP && inIf.kind === 'underlay') return this.decapsulate(buf);
+      return this.deliverLocal(inIf, local, buf, off);
+    }
     this.forward(inIf, buf, off);
+  }
+
+  /**
+   * IPIP to one of our addresses: accepted only from a known node (Calico's
+   * INPUT rules), then the inner packet is input on tunl0 as the kernel does
+   * after ipip_rcv(). Nothing is copied: the inner packet is re-wrapped in place.
+   */
+  private decapsulate(buf: Buffer): void {
+    const ip = this.ip;
+    const tunnel = this.tunnel;
+    if (!tunnel || !this.tunnelPeers.has(ip.src)) return this.drops.count(DropReason.IpipUnknownSource);
+    if (ip.isFragment) return this.drops.count(DropReason.Ipv4Fragment);
+    const innerOff = ip.payloadOffset;
+    const innerLen = ip.payloadLength;
+    tunnel.counters.rxPackets++;
+    tunnel.counters.rxBytes += innerLen;
+    const r = ip.wrap(buf, innerOff, innerLen);
+    if (r !== ParseResult.Ok) {
+      return this.drops.count(r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed);
+    }
+    if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
+    if (ip.protocol === IPPROTO_IPIP) return this.drops.count(DropReason.IpipNested);
+    const local = this.local.get(ip.dst);
+    if (local !== undefined) return this.deliverLocal(tunnel, local, buf, innerOff);
+    this.forward(tunnel, buf, innerOff);
   }
 
   private deliverLocal(inIf: NetInterface, local: LocalAddress, buf: Buffer, off: number): void {
@@ -260,6 +297,7 @@ export class Forwarder {
   /** Link-layer output: resolves the next hop's MAC, writes the Ethernet header and queues. */
   private transmit(dev: NetInterface, nextHop: number, buf: Buffer, ipOff: number, ipLen: number): void {
     if (!dev.up) return this.drops.count(DropReason.InterfaceDown);
+    if (dev.kind === 'tunnel') return this.encapsulate(dev, nextHop, buf, ipOff, ipLen);
     const n = this.neighbours.get(dev, nextHop);
     const frameOff = ipOff - ETH_HEADER_LEN;
     if (n !== undefined && n.mac !== null && (n.state === 'PERMANENT' || n.state === 'REACHABLE' || n.state === 'STALE')) {
@@ -268,6 +306,26 @@ export class Forwarder {
       return;
     }
     this.queueForResolution(dev, nextHop, buf, ipOff, ipLen);
+  }
+
+  /**
+   * tunl0 output: wraps the packet in an outer IPv4 header (node IP → the
+   * remote node, protocol 4, TTL 64, DF and TOS copied) written into the
+   * headroom in front of it, then routes the outer packet on the underlay.
+   */
+  private encapsulate(tunnel: NetInterface, remote: number, buf: Buffer, ipOff: number, ipLen: number): void {
+    const inner = this.scratchIp;
+    if (inner.wrap(buf, ipOff, ipLen) !== ParseResult.Ok) return this.drops.count(DropReason.Ipv4Malformed);
+    this.ipId = (this.ipId + 1) & 0xffff;
+    const outerOff = ipipEncapsulate(inner, this.primaryAddress, remote, this.ipId, DEFAULT_TTL);
+    if (outerOff < ETH_HEADER_LEN) return this.drops.count(DropReason.InternalError);
+    tunnel.counters.txPackets++;
+    tunnel.counters.txBytes += ipLen;
+    const route = this.routes.lookup(remote);
+    if (!route || route.type !== 'unicast' || route.dev!.kind === 'tunnel') {
+      return this.drops.count(DropReason.NoRoute);
+    }
+    this.transmit(route.dev!, route.via || remote, buf, outerOff, ipLen + IPIP_OVERHEAD);
   }
 
   private queueForResolution(dev: NetInterface, nextHop: number, buf: Buffer, ipOff: number, ipLen: number): void {
@@ -335,10 +393,11 @@ export class Forwarder {
     }
     if (!this.icmpLimiter.allow(this.nowMs)) return;
     const quoted = Math.min(orig.totalLength, ICMP_ERROR_MAX_IP_LEN - 20 - 8);
-    const total = ETH_HEADER_LEN + 20 + 8 + quoted;
+    // Room in front for a link header and, if it leaves through tunl0, the outer IP header.
+    const total = IPIP_OVERHEAD + ETH_HEADER_LEN + 20 + 8 + quoted;
     const o = this.allocScratch(total);
     if (o < 0) return;
-    const ipOff = o + ETH_HEADER_LEN;
+    const ipOff = o + IPIP_OVERHEAD + ETH_HEADER_LEN;
     const icmpLen = emitIcmpError(this.scratch, ipOff + 20, type, code, orig, mtu);
     emitIpv4Header(this.scratch, ipOff, {
       src: this.primaryAddress,

@@ -17,7 +17,8 @@ import { buildClusterState, loadManifests, type ClusterState } from '../cluster/
 import { callAgent } from '../agent/control.js';
 import { LabLayout, type LabRecord } from '../agent/lab-layout.js';
 import type { AgentStatus } from '../agent/node-agent.js';
-import { ip } from '../util/exec.js';
+import { ip, run } from '../util/exec.js';
+import { labTopology, macForAddress, type LabTopology } from './topology.js';
 
 const agentMain = fileURLToPath(new URL('../agent/main.js', import.meta.url));
 
@@ -75,6 +76,12 @@ export async function labUp(layout: LabLayout, paths: string[], opts: UpOptions 
   const files = manifestFiles(paths);
   const state: ClusterState = buildClusterState(loadManifests(files));
   if (state.nodes.length === 0) throw new LabError('the manifests define no Node: a lab needs at least one');
+  let topology: LabTopology;
+  try {
+    topology = labTopology(state);
+  } catch (err) {
+    throw new LabError((err as Error).message);
+  }
   for (const w of state.warnings) progress(`warning: ${w}`);
 
   mkdirSync(layout.manifestsDir, { recursive: true });
@@ -84,12 +91,18 @@ export async function labUp(layout: LabLayout, paths: string[], opts: UpOptions 
     createdAt: new Date().toISOString(),
     mode: 'netns',
     nodes: state.nodes.map((n) => ({ name: n.name, netns: layout.nodeNetns(n.name), agentPid: null })),
+    hosts: [
+      { name: 'router', netns: layout.hostNetns('router'), address: topology.router.underlayAddress },
+      { name: 'client', netns: layout.hostNetns('client'), address: topology.client.address },
+    ],
+    switchNetns: layout.switchNetns,
   };
   writeLabRecord(layout, record);
   try {
+    progress(`underlay ${topology.underlay.network}/${topology.underlay.prefixLen}: creating switch, router and client`);
+    await buildNetwork(layout, record, topology);
     for (const node of record.nodes) {
-      progress(`node ${node.name}: creating namespace ${node.netns}`);
-      await ip(['netns', 'add', node.netns]);
+      progress(`node ${node.name}: starting agent in ${node.netns}`);
       node.agentPid = startAgent(layout, node.name, node.netns);
       writeLabRecord(layout, record);
     }
@@ -100,6 +113,49 @@ export async function labUp(layout: LabLayout, paths: string[], opts: UpOptions 
     throw err;
   }
   return record;
+}
+
+const UNDERLAY_BRIDGE = 'underlay';
+const CLIENT_BRIDGE = 'clients';
+
+/**
+ * The lab's wires: two bridges in the switch namespace (no uplink, so nothing
+ * leaves the lab), a veth from each node's eth0 to the underlay bridge, the
+ * router on both bridges with forwarding on, and the client behind it.
+ */
+async function buildNetwork(layout: LabLayout, record: LabRecord, topo: LabTopology): Promise<void> {
+  const sw = record.switchNetns;
+  await ip(['netns', 'add', sw]);
+  await ip(['link', 'set', 'lo', 'up'], sw);
+  for (const br of [UNDERLAY_BRIDGE, CLIENT_BRIDGE]) {
+    await ip(['link', 'add', br, 'type', 'bridge'], sw);
+    await ip(['link', 'set', br, 'up'], sw);
+  }
+  const plug = async (netns: string, dev: string, port: string, bridge: string, addr: string, prefixLen: number) => {
+    await ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', dev, 'netns', netns], sw);
+    await ip(['link', 'set', port, 'master', bridge, 'up'], sw);
+    await ip(['link', 'set', 'dev', dev, 'address', macForAddress(addr), 'up'], netns);
+    await ip(['addr', 'add', `${addr}/${prefixLen}`, 'dev', dev], netns);
+  };
+  const u = topo.underlay.prefixLen;
+  for (const [i, node] of record.nodes.entries()) {
+    const t = topo.nodes.find((n) => n.name === node.name)!;
+    await ip(['netns', 'add', node.netns]);
+    await ip(['link', 'set', 'lo', 'up'], node.netns);
+    await plug(node.netns, 'eth0', `node${i}`, UNDERLAY_BRIDGE, t.address, u);
+    await ip(['route', 'add', 'default', 'via', topo.router.underlayAddress, 'dev', 'eth0'], node.netns);
+  }
+  const router = layout.hostNetns('router');
+  await ip(['netns', 'add', router]);
+  await ip(['link', 'set', 'lo', 'up'], router);
+  await plug(router, 'eth0', 'router0', UNDERLAY_BRIDGE, topo.router.underlayAddress, u);
+  await plug(router, 'eth1', 'router1', CLIENT_BRIDGE, topo.router.clientAddress, topo.client.prefixLen);
+  await run('ip', ['netns', 'exec', router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
+  const client = layout.hostNetns('client');
+  await ip(['netns', 'add', client]);
+  await ip(['link', 'set', 'lo', 'up'], client);
+  await plug(client, 'eth0', 'client0', CLIENT_BRIDGE, topo.client.address, topo.client.prefixLen);
+  await ip(['route', 'add', 'default', 'via', topo.router.clientAddress, 'dev', 'eth0'], client);
 }
 
 function startAgent(layout: LabLayout, node: string, netns: string): number {
@@ -220,6 +276,15 @@ export async function labDown(layout: LabLayout, progress: (m: string) => void =
     }
     await killNamespaceProcesses(node.netns);
     await ip(['netns', 'del', node.netns]).catch(() => undefined);
+  }
+  // Hosts and the switch: by their recorded names, or the names `up` would have used.
+  const extra = record
+    ? [...(record.hosts ?? []).map((h) => h.netns), record.switchNetns]
+    : [layout.hostNetns('router'), layout.hostNetns('client'), layout.switchNetns];
+  for (const ns of extra) {
+    if (!ns) continue;
+    await killNamespaceProcesses(ns);
+    await ip(['netns', 'del', ns]).catch(() => undefined);
   }
   rmSync(layout.dir, { recursive: true, force: true });
   progress(`lab '${layout.lab}' removed`);
