@@ -8,6 +8,15 @@ import { chmodSync, rmSync } from 'node:fs';
  */
 export type ControlHandler = (params: Record<string, unknown>) => unknown;
 
+/**
+ * A handler's result that turns the connection into a byte stream (pcap, logs):
+ * after the reply line `{"id":…,"result":{"stream":true}}` the handler owns the
+ * socket; `start` returns the function that stops the stream when the client goes.
+ */
+export class StreamReply {
+  constructor(readonly start: (sock: Socket) => () => void) {}
+}
+
 export class ControlServer {
   private server: Server | null = null;
   private readonly sockets = new Set<Socket>();
@@ -53,7 +62,14 @@ export class ControlServer {
       const handler = typeof req.method === 'string' ? this.handlers[req.method] : undefined;
       if (!handler) throw new Error(`unknown method ${String(req.method)}`);
       const result = await handler((req.params as Record<string, unknown>) ?? {});
-      if (!sock.destroyed) sock.write(JSON.stringify({ id, result }) + '\n');
+      if (sock.destroyed) return;
+      if (result instanceof StreamReply) {
+        sock.write(JSON.stringify({ id, result: { stream: true } }) + '\n');
+        const stop = result.start(sock);
+        sock.once('close', stop);
+        return;
+      }
+      sock.write(JSON.stringify({ id, result }) + '\n');
     } catch (err) {
       if (!sock.destroyed) sock.write(JSON.stringify({ id, error: (err as Error).message }) + '\n');
     }
@@ -95,5 +111,39 @@ export function callAgent<T = unknown>(
       clearTimeout(timer);
       reject(err);
     });
+  });
+}
+
+/** Calls a streaming method and pipes the stream to `out` until the agent or the caller ends it. */
+export function streamFromAgent(
+  socketPath: string,
+  method: string,
+  params: Record<string, unknown>,
+  out: NodeJS.WritableStream,
+): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const sock = createConnection(socketPath);
+    let header: Buffer | null = Buffer.alloc(0);
+    sock.on('connect', () => sock.write(JSON.stringify({ id: 1, method, params }) + '\n'));
+    sock.on('data', (chunk: Buffer) => {
+      if (header === null) {
+        out.write(chunk);
+        return;
+      }
+      header = Buffer.concat([header, chunk]);
+      const nl = header.indexOf(10);
+      if (nl < 0) return;
+      const reply = JSON.parse(header.subarray(0, nl).toString('utf8')) as { error?: string };
+      const rest = header.subarray(nl + 1);
+      header = null;
+      if (reply.error !== undefined) {
+        sock.destroy();
+        reject(new Error(reply.error));
+        return;
+      }
+      if (rest.length) out.write(rest);
+    });
+    sock.on('error', reject);
+    sock.on('close', () => resolve());
   });
 }

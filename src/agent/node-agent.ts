@@ -8,7 +8,8 @@ import { ipv4FromString, ipv4ToString, macFromString, parseCidr } from '../packe
 import { TapDevice } from '../tap/index.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
-import { ControlServer } from './control.js';
+import { ControlServer, StreamReply } from './control.js';
+import { LINKTYPE_ETHERNET, LINKTYPE_RAW, pcapGlobalHeader, pcapRecord } from '../dataplane/pcap.js';
 import type { LabLayout } from './lab-layout.js';
 import { CALICO_HOST_MAC, PodRuntime, type PodStatus } from './pod-runtime.js';
 import { releaseUnderlay, takeOverUnderlay, type UnderlayConfig } from './underlay.js';
@@ -71,8 +72,9 @@ export class NodeAgent {
     const state = this.computeState();
     const node = state.nodes.find((n) => n.name === this.nodeName);
     if (!node) throw new Error(`no Node named ${this.nodeName} in the manifests`);
-    await this.setUpHostLink(node);
+    // The uplink first: taking it over reads the kernel's routes, which the host link then replaces.
     await this.setUpUnderlay(node);
+    await this.setUpHostLink(node);
     this.setUpTunnel(node);
     this.control = new ControlServer(this.layout.agentSocket(this.nodeName), this.controlHandlers());
     await this.control.listen();
@@ -288,11 +290,32 @@ export class NodeAgent {
         drops: fwd.drops.toJSON(),
         interfaces: fwd.interfaces.map((i) => ({ name: i.name, kind: i.kind, ...i.counters })),
       }),
+      pcap: (params: Record<string, unknown>) => this.capture(String(params.iface ?? '')),
       shutdown: () => {
         setImmediate(() => void this.stop().then(() => process.exit(0)));
         return { stopping: true };
       },
     };
+  }
+
+  /** Streams one interface's frames as pcap until the client disconnects. */
+  private capture(name: string): StreamReply {
+    const dev = this.forwarder.interfaces.find((i) => i.name === name);
+    if (!dev) {
+      const names = this.forwarder.interfaces.map((i) => i.name).join(', ');
+      throw new Error(`no interface ${name} on node ${this.nodeName} (interfaces: ${names})`);
+    }
+    if (dev.capture) throw new Error(`interface ${name} is already being captured`);
+    return new StreamReply((sock) => {
+      sock.write(pcapGlobalHeader(dev.kind === 'tunnel' ? LINKTYPE_RAW : LINKTYPE_ETHERNET));
+      // A slow reader loses packets rather than growing the agent's memory.
+      dev.capture = (buf, off, len) => {
+        if (sock.writableLength < 32 * 1024 * 1024) sock.write(pcapRecord(buf, off, len, Date.now()));
+      };
+      return () => {
+        dev.capture = null;
+      };
+    });
   }
 
   async stop(): Promise<void> {

@@ -107,7 +107,7 @@ export class PodRuntime {
     const logDir = join(ctx.layout.nodeDir(ctx.nodeName), 'logs');
     mkdirSync(logDir, { recursive: true });
     for (const container of pod.containers) {
-      const program = programFor(pod, container);
+      const program = programFor(container, ctx.layout.manifestsDir);
       const env: Record<string, string> = {
         POD_NAME: pod.name,
         POD_NAMESPACE: pod.namespace,

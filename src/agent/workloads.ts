@@ -1,17 +1,43 @@
 import { fileURLToPath } from 'node:url';
-import type { ContainerSpec, PodState } from '../cluster/index.js';
+import type { ContainerSpec } from '../cluster/index.js';
 
 /** The program a container runs, chosen by image as ARCHITECTURE.md "Workloads" says. */
 export interface WorkloadProgram {
   argv: string[];
   /** Stdout pattern that marks the container ready (built-in servers announce it). */
   readyPattern?: RegExp;
-  kind: 'echo' | 'command';
+  kind: 'echo' | 'command' | 'dns' | 'ingress';
 }
 
-const echoScript = fileURLToPath(new URL('../workloads/echo.js', import.meta.url));
+const builtin = (path: string) => fileURLToPath(new URL(path, import.meta.url));
+const echoScript = builtin('../workloads/echo.js');
+const dnsScript = builtin('../dns/main.js');
+const ingressScript = builtin('../ingress/main.js');
+const LISTENING = /"msg":"listening"/;
 
-export function programFor(pod: PodState, container: ContainerSpec): WorkloadProgram {
+/** CoreDNS images (registry.k8s.io/coredns/coredns, coredns/coredns, …). */
+const COREDNS_IMAGE = /(^|\/)coredns(:|@|$)/;
+/** ingress-nginx controller images (registry.k8s.io/ingress-nginx/controller, …). */
+const INGRESS_NGINX_IMAGE = /ingress-nginx\/controller(:|@|$)|nginx-ingress-controller(:|@|$)/;
+
+/**
+ * Real manifests work unchanged: CoreDNS images run the built-in DNS server and
+ * ingress-nginx controller images the built-in ingress (their args are the
+ * real images' flags and are not ours to interpret); a container with
+ * command/args runs that command; any other image runs the echo server on its
+ * containerPorts.
+ */
+export function programFor(container: ContainerSpec, manifestsDir: string): WorkloadProgram {
+  if (COREDNS_IMAGE.test(container.image)) {
+    return { kind: 'dns', argv: [process.execPath, dnsScript, '--manifests', manifestsDir], readyPattern: LISTENING };
+  }
+  if (INGRESS_NGINX_IMAGE.test(container.image)) {
+    return {
+      kind: 'ingress',
+      argv: [process.execPath, ingressScript, '--manifests', manifestsDir],
+      readyPattern: LISTENING,
+    };
+  }
   const command = container.command ?? [];
   const args = container.args ?? [];
   if (command.length > 0 || args.length > 0) {
@@ -21,10 +47,5 @@ export function programFor(pod: PodState, container: ContainerSpec): WorkloadPro
   }
   const ports = (container.ports ?? []).map((p) => `--port=${p.containerPort}/${p.protocol ?? 'TCP'}`);
   if (ports.length === 0) ports.push('--port=8080/TCP');
-  void pod;
-  return {
-    kind: 'echo',
-    argv: [process.execPath, echoScript, ...ports],
-    readyPattern: /"msg":"listening"/,
-  };
+  return { kind: 'echo', argv: [process.execPath, echoScript, ...ports], readyPattern: LISTENING };
 }

@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ManifestErrors, ManifestError } from '../cluster/index.js';
 import { LabLayout, labNameFromEnv } from '../agent/lab-layout.js';
+import { streamFromAgent } from '../agent/control.js';
 import { labDown, labUp, LabError } from '../lab/netns-lab.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
@@ -243,6 +244,21 @@ ipCmd
     const lab = new LabClient(labName());
     const lines = await lab.call<string[]>(opts.node, 'neighbours');
     process.stdout.write(lines.map((l) => l + '\n').join(''));
+  });
+
+program
+  .command('pcap')
+  .description("stream a node interface's frames as pcap (pipe to tcpdump -r - or wireshark -k -i -)")
+  .requiredOption('--node <name>', 'node')
+  .argument('<iface>', 'interface: eth0, tunl0, kubewire0 or a caliXXXXXXXXXXX pod link')
+  .action(async (iface: string, opts: { node: string }) => {
+    const lab = new LabClient(labName());
+    lab.node(opts.node);
+    if (process.stdout.isTTY) throw new CliError('pcap writes binary: redirect it to a file or pipe it to tcpdump -r -');
+    process.stdout.on('error', () => process.exit(0));
+    await streamFromAgent(lab.layout.agentSocket(opts.node), 'pcap', { iface }, process.stdout).catch((err: Error) => {
+      throw new CliError(`node ${opts.node}: ${err.message}`);
+    });
   });
 
 function pipeFile(file: string, start: number): Promise<void> {

@@ -25,6 +25,8 @@ const ZERO_MAC = Buffer.alloc(6);
 /** Linux: ICMP errors quote as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3). */
 const ICMP_ERROR_MAX_IP_LEN = 576;
 const DEFAULT_TTL = 64;
+/** The gateway address every pod and the node's kernel route through (Calico's 169.254.1.1). */
+const GATEWAY_ADDRESS = 0xa9fe0101;
 
 /** What the node does with a packet addressed to one of its own addresses. */
 export interface LocalAddress {
@@ -133,6 +135,7 @@ export class Forwarder {
   receiveFrame(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
     inIf.counters.rxPackets++;
     inIf.counters.rxBytes += len;
+    if (inIf.capture !== null) inIf.capture(buf, off, len);
     const eth = this.eth;
     if (eth.wrap(buf, off, len) !== ParseResult.Ok) return this.drops.count(DropReason.EthTruncated);
     if (!eth.dstIs(inIf.mac) && !eth.dstIsBroadcast) {
@@ -217,6 +220,7 @@ export class Forwarder {
     const innerLen = ip.payloadLength;
     tunnel.counters.rxPackets++;
     tunnel.counters.rxBytes += innerLen;
+    if (tunnel.capture !== null) tunnel.capture(buf, innerOff, innerLen);
     const r = ip.wrap(buf, innerOff, innerLen);
     if (r !== ParseResult.Ok) {
       return this.drops.count(r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed);
@@ -283,6 +287,11 @@ export class Forwarder {
    */
   private output(fallback: NetInterface, buf: Buffer, off: number, wrapped: boolean): void {
     const ip = wrapped ? this.ip : this.scratchIp;
+    const local = this.local.get(ip.dst);
+    if (local !== undefined) {
+      if (!local.deliverTo) return this.drops.count(DropReason.Unreachable);
+      return this.transmit(local.deliverTo, ip.dst, buf, off, ip.totalLength);
+    }
     const route = this.routes.lookup(ip.dst);
     if (!route || route.type !== 'unicast') {
       // No route back: answer on the link the request came in on (as to a directly attached peer).
@@ -316,6 +325,7 @@ export class Forwarder {
   private encapsulate(tunnel: NetInterface, remote: number, buf: Buffer, ipOff: number, ipLen: number): void {
     const inner = this.scratchIp;
     if (inner.wrap(buf, ipOff, ipLen) !== ParseResult.Ok) return this.drops.count(DropReason.Ipv4Malformed);
+    if (tunnel.capture !== null) tunnel.capture(buf, ipOff, ipLen);
     this.ipId = (this.ipId + 1) & 0xffff;
     const outerOff = ipipEncapsulate(inner, this.primaryAddress, remote, this.ipId, DEFAULT_TTL);
     if (outerOff < ETH_HEADER_LEN) return this.drops.count(DropReason.InternalError);
@@ -400,7 +410,9 @@ export class Forwarder {
     const ipOff = o + IPIP_OVERHEAD + ETH_HEADER_LEN;
     const icmpLen = emitIcmpError(this.scratch, ipOff + 20, type, code, orig, mtu);
     emitIpv4Header(this.scratch, ipOff, {
-      src: this.primaryAddress,
+      // To the node's own kernel the error comes from its gateway: Linux drops packets
+      // whose source is one of its own addresses (martian), and the node IP is one.
+      src: this.local.has(orig.src) ? GATEWAY_ADDRESS : this.primaryAddress,
       dst: orig.src,
       protocol: IPPROTO_ICMP,
       ttl: DEFAULT_TTL,

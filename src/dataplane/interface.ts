@@ -1,3 +1,5 @@
+import type { CaptureHook } from './pcap.js';
+
 /** Where an interface's outgoing frames go: a TAP device in the agent, a recorder in tests. */
 export interface FrameSink {
   writeBatch(buf: Buffer, offsets: Uint32Array, count: number): number;
@@ -41,6 +43,8 @@ export class NetInterface {
   /** Set when frames are queued; the forwarder flushes dirty interfaces at the end of a batch. */
   dirty = false;
   up = true;
+  /** Set while `kubewire pcap` captures this interface: sees every frame in and out. */
+  capture: CaptureHook = null;
   private txBuf: Buffer | null = null;
   private readonly txOffsets = new Uint32Array(TX_BATCH * 2);
   private txCount = 0;
@@ -57,6 +61,7 @@ export class NetInterface {
 
   /** Queues a frame for transmission. The buffer must stay untouched until flush(). */
   enqueue(buf: Buffer, offset: number, length: number): void {
+    if (this.capture !== null) this.capture(buf, offset, length);
     if (this.txCount > 0 && (this.txBuf !== buf || this.txCount === TX_BATCH)) this.flush();
     this.txBuf = buf;
     this.txOffsets[this.txCount * 2] = offset;
