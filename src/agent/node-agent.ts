@@ -232,11 +232,11 @@ export class NodeAgent {
     }
     this.recordNetns();
     this.state = state;
-    this.generation++;
     await Promise.race([
       Promise.all(created.map((p) => p.whenReady())),
       new Promise((resolve) => setTimeout(resolve, 30_000)),
     ]);
+    this.generation++;
     this.ready = true;
     this.logger.info({ generation: this.generation, pods: this.pods.size }, 'converged');
   }

@@ -60,6 +60,41 @@ export class LabClient {
     });
   }
 
+  /** Each agent's state generation (how many times it has converged). */
+  async generations(): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    for (const n of this.record.nodes) {
+      const st = await callAgent<AgentStatus>(this.layout.agentSocket(n.name), 'status', {}, 5000).catch(() => null);
+      out.set(n.name, st?.generation ?? 0);
+    }
+    return out;
+  }
+
+  /** Waits until every agent has converged past the given generations, with its pods ready. */
+  async waitConverged(before: Map<string, number>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const statuses = await Promise.all(
+        this.record.nodes.map((n) =>
+          callAgent<AgentStatus>(this.layout.agentSocket(n.name), 'status', {}, 5000).catch(() => null),
+        ),
+      );
+      const pending = this.record.nodes.filter((n, i) => {
+        const st = statuses[i];
+        return !st || st.generation <= (before.get(n.name) ?? 0) || !st.ready;
+      });
+      const rejected = statuses.find((st) => st?.lastError);
+      if (pending.length === 0) return;
+      if (rejected && pending.length === this.record.nodes.length && Date.now() > deadline - timeoutMs + 3000) {
+        throw new CliError(`the agents rejected the change: ${rejected.lastError}`);
+      }
+      if (Date.now() > deadline) {
+        throw new CliError(`timed out waiting for nodes ${pending.map((n) => n.name).join(', ')} to converge`);
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
   /** Pod statuses from every agent, keyed by namespace/name. */
   async podStatuses(): Promise<Map<string, PodStatus>> {
     const out = new Map<string, PodStatus>();

@@ -8,6 +8,7 @@ import { ManifestErrors, ManifestError } from '../cluster/index.js';
 import { LabLayout, labNameFromEnv } from '../agent/lab-layout.js';
 import { streamFromAgent } from '../agent/control.js';
 import { labDown, labUp, LabError } from '../lab/netns-lab.js';
+import { applyManifestFile } from '../lab/apply.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
 
@@ -260,6 +261,27 @@ program
       throw new CliError(`node ${opts.node}: ${err.message}`);
     });
   });
+
+for (const mode of ['apply', 'delete'] as const) {
+  program
+    .command(mode)
+    .description(
+      mode === 'apply'
+        ? "create or replace the file's objects in the running lab; every agent converges"
+        : "remove the file's objects from the running lab; every agent converges",
+    )
+    .requiredOption('-f, --filename <file>', 'manifest file')
+    .option('--wait', 'return when every node has converged')
+    .option('--timeout <seconds>', 'how long --wait waits', '60')
+    .action(async (opts: { filename: string; wait?: boolean; timeout: string }) => {
+      const lab = new LabClient(labName());
+      const generations = await lab.generations();
+      const result = applyManifestFile(lab.layout, opts.filename, mode);
+      for (const line of result.lines) process.stdout.write(line + '\n');
+      if (result.changed && opts.wait) await lab.waitConverged(generations, Number(opts.timeout) * 1000);
+      if (result.lines.some((l) => l.startsWith('Error'))) process.exitCode = 1;
+    });
+}
 
 function pipeFile(file: string, start: number): Promise<void> {
   return new Promise((resolve, reject) => {

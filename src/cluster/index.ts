@@ -65,3 +65,28 @@ export {
   type Cidr,
 } from './ip.js';
 export { IP_ADDRS_ANNOTATION } from './schemas.js';
+export type {
+  ServiceEndpoint,
+  ServicePortEndpoints,
+  ServicePortState,
+  ServiceProtocol,
+  ServiceState,
+  ServiceType,
+} from './service-types.js';
+export {
+  API_SERVER_PORT,
+  CLUSTER_DNS_SERVICE,
+  CONTROL_PLANE_LABELS,
+  DEFAULT_SESSION_AFFINITY_TIMEOUT,
+  KUBERNETES_SERVICE,
+  MAX_SESSION_AFFINITY_TIMEOUT,
+  SERVICE_NODE_PORT_RANGE,
+  serviceKey,
+} from './services.js';
+export {
+  allServiceEndpoints,
+  apiServerNodes,
+  endpointsForService,
+  resolveTargetPort,
+  type EndpointOptions,
+} from './endpoints.js';

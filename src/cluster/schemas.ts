@@ -547,34 +547,58 @@ export const ipPoolSchema = z.object({
 
 const looseMeta = (nameSchema: z.ZodType<string>) => objectMeta(nameSchema).loose();
 
+/** A port field where 0 means "not set" (nodePort, healthCheckNodePort), as the API reads it. */
+const optionalPortNumber = z
+  .int({ error: 'expected a port number (an integer 1-65535, or 0 for none)' })
+  .min(0, { error: 'expected a port number (an integer 1-65535, or 0 for none)' })
+  .max(65535, { error: 'expected a port number (an integer 1-65535, or 0 for none)' });
+
+export const servicePortSchema = z
+  .object({
+    name: dnsLabel.optional(),
+    protocol: protocol.optional(),
+    appProtocol: qualifiedName.optional(),
+    port: portNumber,
+    // 0 and "" mean "unset": the API server then defaults targetPort to port.
+    targetPort: z
+      .union([z.literal(0), z.literal(''), portNumber, portName], {
+        error: 'expected a port number (1-65535) or a port name',
+      })
+      .optional(),
+    nodePort: optionalPortNumber.optional(),
+  })
+  .loose();
+
+/** v1 Service (pkg/apis/core/validation ValidateService; cross-field rules in services.ts). */
 export const serviceSchema = z
   .object({
     metadata: looseMeta(dns1035Label),
     spec: z
       .object({
         type: z.enum(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']).optional(),
-        selector: z.record(z.string(), z.string()).optional(),
+        selector: labelsSchema.optional(),
         clusterIP: z.string().optional(),
-        ports: z
-          .array(
-            z
-              .object({
-                name: z.string().optional(),
-                port: portNumber,
-                targetPort: z
-                  .union([portNumber, portName], {
-                    error: 'expected a port number (1-65535) or a port name',
-                  })
-                  .optional(),
-                nodePort: portNumber.optional(),
-                protocol: protocol.optional(),
-              })
-              .loose(),
-          )
-          .optional(),
+        clusterIPs: z.array(z.string()).optional(),
+        ipFamilies: z.array(z.enum(['IPv4', 'IPv6'])).optional(),
+        ipFamilyPolicy: z.enum(['SingleStack', 'PreferDualStack', 'RequireDualStack']).optional(),
+        externalName: z.string().optional(),
+        ports: z.array(servicePortSchema).optional(),
         sessionAffinity: z.enum(['None', 'ClientIP']).optional(),
+        sessionAffinityConfig: z
+          .object({
+            clientIP: z.object({ timeoutSeconds: z.int().optional() }).loose().optional(),
+          })
+          .loose()
+          .optional(),
         externalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
         internalTrafficPolicy: z.enum(['Cluster', 'Local']).optional(),
+        healthCheckNodePort: optionalPortNumber.optional(),
+        publishNotReadyAddresses: z.boolean().optional(),
+        externalIPs: z.array(z.string()).optional(),
+        loadBalancerIP: z.string().optional(),
+        loadBalancerSourceRanges: z.array(z.string()).optional(),
+        loadBalancerClass: z.string().min(1).optional(),
+        allocateLoadBalancerNodePorts: z.boolean().optional(),
       })
       .loose()
       .superRefine((spec, ctx) => {
@@ -583,7 +607,19 @@ export const serviceSchema = z
           ctx.addIssue({
             code: 'custom',
             path: ['clusterIP'],
-            message: `${JSON.stringify(ip)} is not an IPv4 address, "None" or empty`,
+            message: looksLikeIPv6(ip)
+              ? `IPv6 address ${ip} is not supported (kubewire emulates IPv4)`
+              : `${JSON.stringify(ip)} is not an IPv4 address, "None" or empty`,
+          });
+        }
+        const lb = spec.loadBalancerIP;
+        if (lb !== undefined && lb !== '' && !isIPv4(lb)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['loadBalancerIP'],
+            message: looksLikeIPv6(lb)
+              ? `IPv6 address ${lb} is not supported (kubewire emulates IPv4)`
+              : `${JSON.stringify(lb)} is not an IPv4 address`,
           });
         }
       })
@@ -676,3 +712,5 @@ export type IPPoolInput = z.infer<typeof ipPoolSchema>;
 export type LabelSelectorInput = z.infer<typeof labelSelectorSchema>;
 export type TaintInput = z.infer<typeof taintSchema>;
 export type TolerationInput = z.infer<typeof tolerationSchema>;
+export type ServiceInput = z.infer<typeof serviceSchema>;
+export type ServicePortInput = z.infer<typeof servicePortSchema>;

@@ -44,6 +44,8 @@ export interface ServiceState {
   publishNotReadyAddresses: boolean;
   externalIPs: string[];
   loadBalancerIP?: string;
+  /** spec.loadBalancerClass (type LoadBalancer); MetalLB leaves Services of another class alone. */
+  loadBalancerClass?: string;
   loadBalancerSourceRanges: string[];
   /** For type LoadBalancer with externalTrafficPolicy Local. */
   healthCheckNodePort: number | null;

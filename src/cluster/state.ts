@@ -38,6 +38,8 @@ import {
 } from './scheduling.js';
 import { IP_ADDRS_ANNOTATION, parseIpAddrsAnnotation, type PodSpecInput } from './schemas.js';
 import { parseCalicoSelector, type Labels, type NodeSelectorTerm } from './selectors.js';
+import type { ServiceState } from './service-types.js';
+import { buildServices } from './services.js';
 import {
   makeError,
   makeWarning,
@@ -186,7 +188,8 @@ export interface ClusterState {
   nodes: NodeState[];
   namespaces: string[];
   pods: PodState[];
-  services: RawObject[];
+  /** Services with defaults and allocated addresses, `default/kubernetes` always included. */
+  services: ServiceState[];
   configMaps: RawObject[];
   secrets: RawObject[];
   ingresses: RawObject[];
@@ -712,6 +715,19 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     }
   }
 
+  // Services: defaults, ClusterIPs and NodePorts. Skipped when the ClusterConfiguration
+  // is invalid, since every address would be checked against the wrong subnet.
+  const serviceEntries = unique(catalog.services);
+  const services = buildServices(
+    serviceEntries.map((e) => ({ namespace: e.namespace!, name: e.name, value: e.value })),
+    serviceSubnet,
+  );
+  if (!errors.some((e) => e.kind === 'ClusterConfiguration')) {
+    for (const problem of services.problems) {
+      err(serviceEntries[problem.index]!, problem.path, problem.detail);
+    }
+  }
+
   if (errors.length > 0) throw new ManifestErrors(errors);
 
   // Pods.
@@ -769,7 +785,7 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     nodes,
     namespaces: [...namespaces].sort(compareStrings),
     pods,
-    services: rawList(catalog.services),
+    services: services.services,
     configMaps: rawList(catalog.configMaps),
     secrets: rawList(catalog.secrets),
     ingresses: rawList(catalog.ingresses),

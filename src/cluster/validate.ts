@@ -9,6 +9,7 @@ import { parseCidrStrict } from './ip.js';
 import type { ManifestDocument } from './load.js';
 import * as S from './schemas.js';
 import { isEmptyLabelSelector, matchesLabelSelector } from './selectors.js';
+import { checkService } from './services.js';
 
 /** Where an object came from: its document, and its path inside it (for List items). */
 export interface Origin {
@@ -154,7 +155,7 @@ export interface Catalog {
   pods: Entry<S.PodInput>[];
   deployments: Entry<S.DeploymentInput>[];
   daemonSets: Entry<S.DaemonSetInput>[];
-  services: Entry<RawObject>[];
+  services: Entry<S.ServiceInput>[];
   configMaps: Entry<RawObject>[];
   secrets: Entry<RawObject>[];
   ingresses: Entry<RawObject>[];
@@ -296,6 +297,7 @@ const CHECKS: Record<string, Check> = {
       warn,
     );
   },
+  Service: (entry, err, warn) => checkService(entry.value as S.ServiceInput, err, warn),
   Node: (entry, err, warn) => {
     const spec = (entry.value as S.NodeInput).spec;
     if (

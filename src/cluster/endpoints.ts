@@ -1,0 +1,199 @@
+/**
+ * Service endpoints, derived as the EndpointSlice controller derives them
+ * (pkg/controller/endpointslice, staging/src/k8s.io/endpointslice), plus the API server's
+ * own endpoints for the `kubernetes` Service. Pure: the cluster state and the set of
+ * nodes that are down go in, plain data comes out.
+ */
+import { compareStrings } from './hash.js';
+import { parseIPv4 } from './ip.js';
+import { matchesMapSelector } from './selectors.js';
+import {
+  API_SERVER_PORT,
+  CONTROL_PLANE_LABELS,
+  KUBERNETES_SERVICE,
+  serviceKey,
+} from './services.js';
+import type { ServiceEndpoint, ServicePortEndpoints, ServiceState } from './service-types.js';
+import type { ClusterState, NodeState, PodState } from './state.js';
+
+export interface EndpointOptions {
+  /**
+   * Nodes that are down (node agent unreachable). Their pods stay endpoints but are not
+   * ready, as after the node lifecycle controller marks them NotReady.
+   */
+  downNodes?: ReadonlySet<string>;
+}
+
+const NO_NODES: ReadonlySet<string> = new Set();
+
+function compareEndpoints(a: ServiceEndpoint, b: ServiceEndpoint): number {
+  return (
+    parseIPv4(a.ip)! - parseIPv4(b.ip)! ||
+    a.port - b.port ||
+    compareStrings(a.podNamespace, b.podNamespace) ||
+    compareStrings(a.podName, b.podName)
+  );
+}
+
+/**
+ * podutil.FindPort: a number is used as is; a name is looked up among the pod's container
+ * ports with that name and the Service port's protocol. null when the pod has none.
+ */
+export function resolveTargetPort(
+  pod: PodState,
+  targetPort: number | string,
+  protocol: string,
+): number | null {
+  if (typeof targetPort === 'number') return targetPort;
+  for (const c of pod.containers) {
+    for (const p of c.ports) {
+      if (p.name === targetPort && p.protocol === protocol) return p.containerPort;
+    }
+  }
+  return null;
+}
+
+/** The nodes the API server runs on: control-plane nodes, or the first node when none is. */
+export function apiServerNodes(nodes: readonly NodeState[]): NodeState[] {
+  const cp = nodes.filter((n) => CONTROL_PLANE_LABELS.some((l) => l in n.labels));
+  return cp.length > 0 ? cp : nodes.slice(0, 1);
+}
+
+function apiServerEndpoints(
+  state: ClusterState,
+  svc: ServiceState,
+  down: ReadonlySet<string>,
+): ServicePortEndpoints[] {
+  const nodes = apiServerNodes(state.nodes);
+  return svc.ports.map((p) => ({
+    portName: p.name,
+    protocol: p.protocol,
+    servicePort: p.port,
+    endpoints: nodes
+      .map((n) => ({
+        ip: n.internalIP,
+        port: typeof p.targetPort === 'number' ? p.targetPort : API_SERVER_PORT,
+        nodeName: n.name,
+        // kubeadm runs the API server as the static pod kube-apiserver-<node>.
+        podNamespace: 'kube-system',
+        podName: `kube-apiserver-${n.name}`,
+        ready: !down.has(n.name),
+      }))
+      .sort(compareEndpoints),
+  }));
+}
+
+function podEndpoints(
+  svc: ServiceState,
+  candidates: readonly PodState[],
+  down: ReadonlySet<string>,
+): ServicePortEndpoints[] {
+  const selector = svc.selector!;
+  const pods = candidates.filter(
+    (p) =>
+      p.namespace === svc.namespace &&
+      p.ip !== null && // ShouldPodBeInEndpoints: no IP (Pending), no endpoint
+      matchesMapSelector(selector, p.labels),
+  );
+  const endpoint = (pod: PodState, port: number): ServiceEndpoint => ({
+    ip: pod.ip!,
+    port,
+    nodeName: pod.nodeName,
+    podNamespace: pod.namespace,
+    podName: pod.name,
+    ready:
+      svc.publishNotReadyAddresses ||
+      (pod.phase === 'Running' && (pod.nodeName === null || !down.has(pod.nodeName))),
+    ...(pod.hostname !== undefined && pod.subdomain === svc.name
+      ? { hostname: pod.hostname }
+      : {}),
+  });
+  if (svc.ports.length === 0) {
+    // A headless Service without ports still publishes its addresses (for DNS).
+    return [
+      {
+        portName: '',
+        protocol: 'TCP',
+        servicePort: 0,
+        endpoints: pods.map((pod) => endpoint(pod, 0)).sort(compareEndpoints),
+      },
+    ];
+  }
+  return svc.ports.map((p) => ({
+    portName: p.name,
+    protocol: p.protocol,
+    servicePort: p.port,
+    endpoints: pods
+      .flatMap((pod) => {
+        const port = resolveTargetPort(pod, p.targetPort, p.protocol);
+        return port === null ? [] : [endpoint(pod, port)];
+      })
+      .sort(compareEndpoints),
+  }));
+}
+
+function endpointsFrom(
+  state: ClusterState,
+  svc: ServiceState,
+  pods: readonly PodState[],
+  down: ReadonlySet<string>,
+): ServicePortEndpoints[] {
+  if (svc.type === 'ExternalName') return [];
+  if (svc.selector === null) {
+    const isKubernetes =
+      svc.namespace === KUBERNETES_SERVICE.namespace && svc.name === KUBERNETES_SERVICE.name;
+    return isKubernetes ? apiServerEndpoints(state, svc, down) : [];
+  }
+  return podEndpoints(svc, pods, down);
+}
+
+/**
+ * The endpoints of one Service, one entry per Service port (in spec order), as the
+ * EndpointSlice controller publishes them and kube-proxy reads them:
+ *
+ * - ExternalName Services have none. So have Services without a selector, except
+ *   `default/kubernetes`, whose endpoints are the API server: the InternalIP of every
+ *   control-plane node (or of the first node when none is labelled) with the Service
+ *   port's targetPort (6443).
+ * - Pods of the Service's namespace matching the selector, with an IP (Pending pods
+ *   have none). hostNetwork pods count, with the node's IP.
+ * - A named targetPort is resolved per pod (container port of that name and protocol);
+ *   a pod without it is left out of that port.
+ * - `ready` is false for a pod that is not Running or whose node is in `downNodes`;
+ *   such endpoints are kept (consumers skip them). With publishNotReadyAddresses every
+ *   endpoint is ready.
+ * - `hostname` is set when the pod's spec.subdomain is the Service's name.
+ * - Headless Services have endpoints like the others; one without ports gets a single
+ *   entry with servicePort 0 and endpoint port 0, so DNS still sees its addresses.
+ *
+ * Endpoints are sorted by IP, then port, then pod.
+ */
+export function endpointsForService(
+  state: ClusterState,
+  svc: ServiceState,
+  opts: EndpointOptions = {},
+): ServicePortEndpoints[] {
+  return endpointsFrom(state, svc, state.pods, opts.downNodes ?? NO_NODES);
+}
+
+/**
+ * endpointsForService for every Service, keyed by `<namespace>/<name>`, in the order of
+ * state.services (sorted by namespace, then name).
+ */
+export function allServiceEndpoints(
+  state: ClusterState,
+  opts: EndpointOptions = {},
+): Map<string, ServicePortEndpoints[]> {
+  const down = opts.downNodes ?? NO_NODES;
+  const byNamespace = new Map<string, PodState[]>();
+  for (const pod of state.pods) {
+    const list = byNamespace.get(pod.namespace);
+    if (list) list.push(pod);
+    else byNamespace.set(pod.namespace, [pod]);
+  }
+  const out = new Map<string, ServicePortEndpoints[]>();
+  for (const svc of state.services) {
+    out.set(serviceKey(svc), endpointsFrom(state, svc, byNamespace.get(svc.namespace) ?? [], down));
+  }
+  return out;
+}

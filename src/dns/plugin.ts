@@ -1,0 +1,150 @@
+/**
+ * The plugin chain, as CoreDNS builds it: every directive of a server block becomes one
+ * plugin instance through its own `setup` (which owns the directive's syntax and error
+ * messages); instances are chained in the fixed order of `PLUGIN_ORDER`
+ * (plugins/index.ts), whatever the Corefile's order. A plugin's `serve` answers, or calls
+ * `next` to pass the request on.
+ *
+ * A serve step returns a DnsMessage (the response, written) or a bare rcode number (not
+ * written: the server then writes a header-only reply with that rcode, as CoreDNS does for
+ * SERVFAIL, REFUSED, FORMERR and NOTIMP returned by plugins). It may return a Promise only
+ * when it really waits (forward, ExternalName upstream look-ups), so the common path stays
+ * synchronous.
+ */
+import type { Logger } from '../util/log.js';
+import type { Directive, ServerBlock } from './corefile.js';
+import { CorefileError } from './corefile.js';
+import type { DnsClusterView } from './kubernetes/view.js';
+import type { Metrics } from './metrics.js';
+import type { DnsMessage, Query } from './wire.js';
+
+export type Reply = DnsMessage | number;
+export type MaybePromise<T> = T | Promise<T>;
+export type Handler = (req: DnsRequest) => MaybePromise<Reply>;
+
+export interface DnsRequest {
+  q: Query;
+  proto: 'udp' | 'tcp';
+  family: 4 | 6;
+  remoteAddress: string;
+  remotePort: number;
+  localAddress: string;
+  localPort: number;
+  /** The server block's zone that matched (canonical; '' is the root). */
+  zone: string;
+  /** `dns://:53` — the metrics `server` label. */
+  server: string;
+  /** performance.now() when the request arrived. */
+  start: number;
+  /** Resolves a name through this server (CoreDNS's upstream.Lookup); internal requests. */
+  lookup(name: string, type: number): Promise<DnsMessage | null>;
+  /** True for requests made by `lookup` (and the loop probe) rather than by a client. */
+  internal?: boolean;
+}
+
+/** What a plugin may use at setup and while running. */
+export interface SetupContext {
+  file: string;
+  block: ServerBlock;
+  /** Zones of the block (canonical). */
+  zones: string[];
+  /** `dns://:53` for the block's first key. */
+  server: string;
+  logger: Logger;
+  metrics: Metrics;
+  /** Host to bind HTTP listeners given as `:port` (standalone: the --listen host). */
+  httpHost: string;
+  /** Resolv.conf path for `forward . /etc/resolv.conf` (tests point it elsewhere). */
+  resolvConf: string;
+  /** Local addresses of this DNS server (pod IP in a pod; NS records). */
+  localIPs: string[];
+  /** Throws a CorefileError for `line` of the Corefile. */
+  error(line: number, detail: string): never;
+}
+
+export interface PluginInstance {
+  readonly name: string;
+  /** Absent: the plugin takes no part in serving (health, ready, reload). */
+  serve?(req: DnsRequest, next: Handler): MaybePromise<Reply>;
+  /** Starts listeners and timers. */
+  start?(rt: Runtime): Promise<void> | void;
+  /** Stops them. */
+  stop?(): Promise<void> | void;
+  /** New cluster state (kubernetes, whoever else cares). */
+  onState?(view: DnsClusterView): void;
+  /** For the ready plugin: false while not ready (kubernetes before the first state). */
+  ready?(): boolean;
+}
+
+/** Services of the running server that plugins may use after start. */
+export interface Runtime {
+  logger: Logger;
+  metrics: Metrics;
+  /** All plugin instances of all blocks (ready plugin). */
+  instances(): PluginInstance[];
+  /** Addresses the DNS listeners are bound to (loop probe). */
+  dnsAddresses(): { address: string; port: number; zone: string }[];
+  /** Sends a query through the server as if from a client (loop). */
+  query(zone: string, name: string, type: number): Promise<DnsMessage | null>;
+  /** Asks the owner to re-read the Corefile (reload plugin). */
+  requestReload(): void;
+  /** Registers an HTTP handler on an address (health, ready, prometheus). */
+  http(address: string, path: string, handler: HttpHandler): Promise<{ port: number }>;
+  /** The Corefile text currently running (reload). */
+  corefileText: string;
+  /** Reads the Corefile as it is now, or null when unchanged/unavailable (reload). */
+  readCorefile(): Promise<string | null>;
+}
+
+export type HttpHandler = (
+  method: string,
+  url: string,
+) => MaybePromise<{ status: number; body: string; type?: string }>;
+
+export interface PluginSpec {
+  name: string;
+  setup(d: Directive, ctx: SetupContext): PluginInstance;
+  /** Only once per server block (CoreDNS says so for most plugins). */
+  once?: boolean;
+}
+
+/** Applies `fn` to a reply, synchronously when it is not a Promise. */
+export function then<T>(r: MaybePromise<Reply>, fn: (r: Reply) => T): MaybePromise<T> {
+  return r instanceof Promise ? r.then(fn) : fn(r);
+}
+
+// ---------------------------------------------------------------------------------------
+// Argument helpers shared by setups
+
+export function argError(ctx: SetupContext, d: Directive, detail: string, index?: number): never {
+  const line = index !== undefined ? (d.argLines[index] ?? d.line) : d.line;
+  return ctx.error(line, detail);
+}
+
+export function noArgs(ctx: SetupContext, d: Directive): void {
+  if (d.args.length > 0) argError(ctx, d, `${d.name}: unexpected argument '${d.args[0]}'`, 0);
+}
+
+export function noBlock(ctx: SetupContext, d: Directive): void {
+  if (d.block && d.block.length > 0) {
+    ctx.error(d.block[0]!.line, `${d.name}: unexpected block property '${d.block[0]!.name}'`);
+  }
+}
+
+export function intArg(
+  ctx: SetupContext,
+  d: Directive,
+  index: number,
+  min: number,
+  max: number,
+  what: string,
+): number {
+  const text = d.args[index];
+  if (text === undefined) return argError(ctx, d, `${what}: missing value`);
+  if (!/^-?\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    return argError(ctx, d, `${what}: '${text}' is not an integer in [${min}, ${max}]`, index);
+  }
+  return Number(text);
+}
+
+export { CorefileError };
