@@ -26,18 +26,35 @@ interface PathResult {
   pingP50Ms: number;
 }
 
-const sh = (cmd: string, args: string[]) => execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+const sh = (cmd: string, args: string[]) =>
+  execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
 const inNs = (ns: string, args: string[]) => sh('ip', ['netns', 'exec', ns, ...args]);
 
 async function measure(clientNs: string, serverNs: string, serverIp: string): Promise<PathResult> {
-  const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
+  const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-p', '5201'], {
+    stdio: 'ignore',
+  });
   await new Promise((r) => setTimeout(r, 500));
   try {
-    const tcp = JSON.parse(inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J'])) as {
+    const tcp = JSON.parse(
+      inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J']),
+    ) as {
       end: { sum_received: { bits_per_second: number } };
     };
     const udp = JSON.parse(
-      inNs(clientNs, ['iperf3', '-c', serverIp, '-u', '-b', '0', '-l', '64', '-t', String(seconds), '-J']),
+      inNs(clientNs, [
+        'iperf3',
+        '-c',
+        serverIp,
+        '-u',
+        '-b',
+        '0',
+        '-l',
+        '64',
+        '-t',
+        String(seconds),
+        '-J',
+      ]),
     ) as { end: { sum: { packets: number; lost_packets: number; seconds: number } } };
     const pingTimes = inNs(clientNs, ['ping', '-c', '200', '-i', '0.005', '-n', serverIp])
       .split('\n')
@@ -87,7 +104,9 @@ async function kernelPath(): Promise<PathResult> {
 async function agentPath(): Promise<PathResult> {
   sh(process.execPath, [cli, '--lab', lab, 'up', join(root, 'bench', 'fixtures', 'forwarding')]);
   try {
-    const pods = JSON.parse(sh(process.execPath, [cli, '--lab', lab, 'get', 'pods', '-o', 'json'])) as {
+    const pods = JSON.parse(
+      sh(process.execPath, [cli, '--lab', lab, 'get', 'pods', '-o', 'json']),
+    ) as {
       name: string;
       ip: string;
     }[];

@@ -1,5 +1,11 @@
 import { existsSync, mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
-import { buildClusterState, loadManifests, type ClusterState, type NodeState, type PodState } from '../cluster/index.js';
+import {
+  buildClusterState,
+  loadManifests,
+  type ClusterState,
+  type NodeState,
+  type PodState,
+} from '../cluster/index.js';
 import { Forwarder } from '../dataplane/forwarder.js';
 import { NetInterface } from '../dataplane/interface.js';
 import { formatNeighbour } from '../dataplane/neighbours.js';
@@ -9,7 +15,12 @@ import { TapDevice } from '../tap/index.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import { ControlServer, StreamReply } from './control.js';
-import { LINKTYPE_ETHERNET, LINKTYPE_RAW, pcapGlobalHeader, pcapRecord } from '../dataplane/pcap.js';
+import {
+  LINKTYPE_ETHERNET,
+  LINKTYPE_RAW,
+  pcapGlobalHeader,
+  pcapRecord,
+} from '../dataplane/pcap.js';
 import type { LabLayout } from './lab-layout.js';
 import { CALICO_HOST_MAC, PodRuntime, type PodStatus } from './pod-runtime.js';
 import { releaseUnderlay, takeOverUnderlay, type UnderlayConfig } from './underlay.js';
@@ -76,7 +87,10 @@ export class NodeAgent {
     await this.setUpUnderlay(node);
     await this.setUpHostLink(node);
     this.setUpTunnel(node);
-    this.control = new ControlServer(this.layout.agentSocket(this.nodeName), this.controlHandlers());
+    this.control = new ControlServer(
+      this.layout.agentSocket(this.nodeName),
+      this.controlHandlers(),
+    );
     await this.control.listen();
     this.tickTimer = setInterval(() => this.forwarder.tick(), 1000);
     await this.apply(state);
@@ -95,11 +109,32 @@ export class NodeAgent {
     await ip(['link', 'del', 'dev', HOST_LINK]).catch(() => undefined);
     const tap = TapDevice.open(HOST_LINK);
     this.hostTap = tap;
-    await ip(['link', 'set', 'dev', HOST_LINK, 'mtu', String(HOST_MTU), 'addrgenmode', 'none', 'up']);
+    await ip([
+      'link',
+      'set',
+      'dev',
+      HOST_LINK,
+      'mtu',
+      String(HOST_MTU),
+      'addrgenmode',
+      'none',
+      'up',
+    ]);
     const kernelMac = macFromString(
-      (JSON.parse(await run('ip', ['-j', 'link', 'show', 'dev', HOST_LINK])) as { address: string }[])[0]!.address,
+      (
+        JSON.parse(await run('ip', ['-j', 'link', 'show', 'dev', HOST_LINK])) as {
+          address: string;
+        }[]
+      )[0]!.address,
     );
-    const hostIf = new NetInterface(this.ifIndex++, HOST_LINK, 'host', CALICO_HOST_MAC, HOST_MTU, tap);
+    const hostIf = new NetInterface(
+      this.ifIndex++,
+      HOST_LINK,
+      'host',
+      CALICO_HOST_MAC,
+      HOST_MTU,
+      tap,
+    );
     fwd.addInterface(hostIf);
     const own = [node.internalIP, ...(node.tunnelAddress ? [node.tunnelAddress] : [])];
     for (const addr of own) {
@@ -110,7 +145,17 @@ export class NodeAgent {
     }
     // The node's kernel reaches everything through the agent, as a pod does.
     await ip(['route', 'replace', '169.254.1.1', 'dev', HOST_LINK, 'scope', 'link']);
-    await ip(['route', 'replace', 'default', 'via', '169.254.1.1', 'dev', HOST_LINK, 'src', node.internalIP]);
+    await ip([
+      'route',
+      'replace',
+      'default',
+      'via',
+      '169.254.1.1',
+      'dev',
+      HOST_LINK,
+      'src',
+      node.internalIP,
+    ]);
     void nodeIp;
     tap.start(
       (buf, offsets, count) => fwd.receiveBatch(hostIf, buf, offsets, count),
@@ -133,20 +178,45 @@ export class NodeAgent {
       this.logger.info({ dev }, 'no underlay interface: pods reach only this node');
       return;
     }
-    const { config, tap } = await takeOverUnderlay(dev, join(this.layout.nodeDir(this.nodeName), 'underlay.json'));
+    const { config, tap } = await takeOverUnderlay(
+      dev,
+      join(this.layout.nodeDir(this.nodeName), 'underlay.json'),
+    );
     if (config.address !== node.internalIP) {
-      this.logger.warn({ dev, kernel: config.address, node: node.internalIP }, 'underlay address differs from the Node InternalIP');
+      this.logger.warn(
+        { dev, kernel: config.address, node: node.internalIP },
+        'underlay address differs from the Node InternalIP',
+      );
     }
     this.underlay = config;
     this.uplinkTap = tap;
     const fwd = this.forwarder;
-    const uplink = new NetInterface(this.ifIndex++, dev, 'underlay', macFromString(config.mac), config.mtu, tap);
+    const uplink = new NetInterface(
+      this.ifIndex++,
+      dev,
+      'underlay',
+      macFromString(config.mac),
+      config.mtu,
+      tap,
+    );
     this.underlayIf = uplink;
     fwd.addInterface(uplink);
     const addr = ipv4FromString(config.address);
-    fwd.routes.add({ dst: addr, prefixLen: config.prefixLen, dev: uplink, proto: 'kernel', scope: 'link', src: addr });
+    fwd.routes.add({
+      dst: addr,
+      prefixLen: config.prefixLen,
+      dev: uplink,
+      proto: 'kernel',
+      scope: 'link',
+      src: addr,
+    });
     for (const g of config.gateways) {
-      fwd.routes.add({ dst: ipv4FromString(g.dst), prefixLen: g.prefixLen, dev: uplink, via: ipv4FromString(g.via) });
+      fwd.routes.add({
+        dst: ipv4FromString(g.dst),
+        prefixLen: g.prefixLen,
+        dev: uplink,
+        via: ipv4FromString(g.via),
+      });
     }
     tap.start(
       (buf, offsets, count) => fwd.receiveBatch(uplink, buf, offsets, count),
@@ -159,7 +229,14 @@ export class NodeAgent {
   private setUpTunnel(node: NodeState): void {
     if (!node.tunnelAddress || !this.underlay) return;
     const fwd = this.forwarder;
-    const tunl0 = new NetInterface(this.ifIndex++, 'tunl0', 'tunnel', Buffer.alloc(6), this.underlay.mtu - IPIP_OVERHEAD, null);
+    const tunl0 = new NetInterface(
+      this.ifIndex++,
+      'tunl0',
+      'tunnel',
+      Buffer.alloc(6),
+      this.underlay.mtu - IPIP_OVERHEAD,
+      null,
+    );
     fwd.addInterface(tunl0);
     fwd.tunnel = tunl0;
   }
@@ -170,7 +247,8 @@ export class NodeAgent {
     for (const r of this.clusterRoutes) fwd.routes.delete(r.dst, r.prefixLen);
     this.clusterRoutes = [];
     fwd.tunnelPeers.clear();
-    for (const n of state.nodes) if (n.name !== this.nodeName) fwd.tunnelPeers.add(ipv4FromString(n.internalIP));
+    for (const n of state.nodes)
+      if (n.name !== this.nodeName) fwd.tunnelPeers.add(ipv4FromString(n.internalIP));
     const prefixLen = this.underlay?.prefixLen ?? 24;
     for (const r of calicoRoutes(state, this.nodeName, prefixLen)) {
       if (r.type === 'blackhole') {
@@ -178,7 +256,14 @@ export class NodeAgent {
       } else {
         const dev = r.via === 'tunl0' ? fwd.tunnel : this.underlayIf;
         if (!dev) continue;
-        fwd.routes.add({ dst: r.dst, prefixLen: r.prefixLen, dev, via: r.gateway, onlink: true, proto: 'bird' });
+        fwd.routes.add({
+          dst: r.dst,
+          prefixLen: r.prefixLen,
+          dev,
+          via: r.gateway,
+          onlink: true,
+          proto: 'bird',
+        });
       }
       this.clusterRoutes.push({ dst: r.dst, prefixLen: r.prefixLen });
     }
@@ -262,7 +347,10 @@ export class NodeAgent {
       state = this.computeState();
     } catch (err) {
       this.lastError = (err as Error).message;
-      this.logger.error({ err: (err as Error).message }, 'manifests rejected; keeping the last good state');
+      this.logger.error(
+        { err: (err as Error).message },
+        'manifests rejected; keeping the last good state',
+      );
       return;
     }
     this.lastError = null;
@@ -310,7 +398,8 @@ export class NodeAgent {
       sock.write(pcapGlobalHeader(dev.kind === 'tunnel' ? LINKTYPE_RAW : LINKTYPE_ETHERNET));
       // A slow reader loses packets rather than growing the agent's memory.
       dev.capture = (buf, off, len) => {
-        if (sock.writableLength < 32 * 1024 * 1024) sock.write(pcapRecord(buf, off, len, Date.now()));
+        if (sock.writableLength < 32 * 1024 * 1024)
+          sock.write(pcapRecord(buf, off, len, Date.now()));
       };
       return () => {
         dev.capture = null;
@@ -339,7 +428,14 @@ export class NodeAgent {
 }
 
 function fingerprint(pod: PodState): string {
-  return JSON.stringify([pod.ip, pod.vethName, pod.containers, pod.restartPolicy, pod.dnsPolicy, pod.dnsConfig]);
+  return JSON.stringify([
+    pod.ip,
+    pod.vethName,
+    pod.containers,
+    pod.restartPolicy,
+    pod.dnsPolicy,
+    pod.dnsConfig,
+  ]);
 }
 
 /** kubeadm gives the cluster DNS Service the tenth address of the service CIDR (10.96.0.10). */

@@ -79,13 +79,23 @@ export class PodRuntime {
     await ip(['link', 'set', 'dev', pod.vethName, 'netns', ns]);
     await ip(['link', 'set', 'dev', pod.vethName, 'name', 'eth0'], ns);
     await ip(['link', 'set', 'dev', 'lo', 'up'], ns);
-    await ip(['link', 'set', 'dev', 'eth0', 'mtu', String(POD_MTU), 'addrgenmode', 'none', 'up'], ns);
+    await ip(
+      ['link', 'set', 'dev', 'eth0', 'mtu', String(POD_MTU), 'addrgenmode', 'none', 'up'],
+      ns,
+    );
     await ip(['addr', 'add', `${pod.ip}/32`, 'dev', 'eth0'], ns);
     await ip(['route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link'], ns);
     await ip(['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0'], ns);
     const podMac = await readMac(ns, 'eth0');
 
-    const iface = new NetInterface(ctx.nextIfIndex(), pod.vethName, 'pod', CALICO_HOST_MAC, POD_MTU, tap);
+    const iface = new NetInterface(
+      ctx.nextIfIndex(),
+      pod.vethName,
+      'pod',
+      CALICO_HOST_MAC,
+      POD_MTU,
+      tap,
+    );
     this.iface = iface;
     const fwd = ctx.forwarder;
     fwd.addInterface(iface);

@@ -35,14 +35,24 @@ export function resolvConfFor(pod: PodState, dnsServiceIP: string, clusterDomain
   if (searches.length) lines.push(`search ${[...new Set(searches)].join(' ')}`);
   for (const ns of nameservers.slice(0, 3)) lines.push(`nameserver ${ns}`);
   if (options.size) {
-    lines.push(`options ${[...options].map(([k, v]) => (v === undefined ? k : `${k}:${v}`)).join(' ')}`);
+    lines.push(
+      `options ${[...options].map(([k, v]) => (v === undefined ? k : `${k}:${v}`)).join(' ')}`,
+    );
   }
   return lines.join('\n') + '\n';
 }
 
-function readNodeResolvConf(): { nameservers: string[]; searches: string[]; options: Map<string, string | undefined> } {
-  const out = { nameservers: [] as string[], searches: [] as string[], options: new Map<string, string | undefined>() };
-  let text = '';
+function readNodeResolvConf(): {
+  nameservers: string[];
+  searches: string[];
+  options: Map<string, string | undefined>;
+} {
+  const out = {
+    nameservers: [] as string[],
+    searches: [] as string[],
+    options: new Map<string, string | undefined>(),
+  };
+  let text: string;
   try {
     text = readFileSync('/etc/resolv.conf', 'utf8');
   } catch {

@@ -55,7 +55,13 @@ export class ContainerSupervisor {
     private readonly logger: Logger,
   ) {
     this.log = createWriteStream(program.logFile, { flags: 'a' });
-    this.status = { name: program.container, state: 'Waiting', reason: 'ContainerCreating', ready: false, restartCount: 0 };
+    this.status = {
+      name: program.container,
+      state: 'Waiting',
+      reason: 'ContainerCreating',
+      ready: false,
+      restartCount: 0,
+    };
   }
 
   start(): void {

@@ -37,13 +37,18 @@ interface IpRouteJson {
  * The recorded configuration is kept in `recordFile` so a restarted agent, which
  * finds the address gone, takes over the same way.
  */
-export async function takeOverUnderlay(dev: string, recordFile: string): Promise<{ config: UnderlayConfig; tap: TapDevice }> {
+export async function takeOverUnderlay(
+  dev: string,
+  recordFile: string,
+): Promise<{ config: UnderlayConfig; tap: TapDevice }> {
   const [link] = JSON.parse(await run('ip', ['-j', 'addr', 'show', 'dev', dev])) as IpAddrJson[];
   if (!link) throw new Error(`underlay interface ${dev} not found`);
   const v4 = link.addr_info?.find((a) => a.family === 'inet');
   let config: UnderlayConfig;
   if (v4) {
-    const routes = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'dev', dev])) as IpRouteJson[];
+    const routes = JSON.parse(
+      await run('ip', ['-j', '-4', 'route', 'show', 'dev', dev]),
+    ) as IpRouteJson[];
     config = {
       dev,
       address: v4.local,
@@ -61,14 +66,64 @@ export async function takeOverUnderlay(dev: string, recordFile: string): Promise
 
   await ip(['link', 'del', 'dev', UPLINK_TAP]).catch(() => undefined);
   const tap = TapDevice.open(UPLINK_TAP);
-  await ip(['link', 'set', 'dev', UPLINK_TAP, 'mtu', String(config.mtu), 'addrgenmode', 'none', 'up']);
+  await ip([
+    'link',
+    'set',
+    'dev',
+    UPLINK_TAP,
+    'mtu',
+    String(config.mtu),
+    'addrgenmode',
+    'none',
+    'up',
+  ]);
   await run('sysctl', ['-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]).catch(() => undefined);
   await ip(['addr', 'flush', 'dev', dev]);
   await run('tc', ['qdisc', 'del', 'dev', dev, 'ingress']).catch(() => undefined);
   await run('tc', ['qdisc', 'add', 'dev', dev, 'ingress']);
-  await run('tc', ['filter', 'add', 'dev', dev, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', UPLINK_TAP]);
+  await run('tc', [
+    'filter',
+    'add',
+    'dev',
+    dev,
+    'parent',
+    'ffff:',
+    'protocol',
+    'all',
+    'u32',
+    'match',
+    'u32',
+    '0',
+    '0',
+    'action',
+    'mirred',
+    'egress',
+    'redirect',
+    'dev',
+    UPLINK_TAP,
+  ]);
   await run('tc', ['qdisc', 'add', 'dev', UPLINK_TAP, 'ingress']);
-  await run('tc', ['filter', 'add', 'dev', UPLINK_TAP, 'parent', 'ffff:', 'protocol', 'all', 'u32', 'match', 'u32', '0', '0', 'action', 'mirred', 'egress', 'redirect', 'dev', dev]);
+  await run('tc', [
+    'filter',
+    'add',
+    'dev',
+    UPLINK_TAP,
+    'parent',
+    'ffff:',
+    'protocol',
+    'all',
+    'u32',
+    'match',
+    'u32',
+    '0',
+    '0',
+    'action',
+    'mirred',
+    'egress',
+    'redirect',
+    'dev',
+    dev,
+  ]);
   return { config, tap };
 }
 
@@ -76,7 +131,9 @@ export async function takeOverUnderlay(dev: string, recordFile: string): Promise
 export async function releaseUnderlay(config: UnderlayConfig): Promise<void> {
   await run('tc', ['qdisc', 'del', 'dev', config.dev, 'ingress']).catch(() => undefined);
   await ip(['link', 'del', 'dev', UPLINK_TAP]).catch(() => undefined);
-  await ip(['addr', 'add', `${config.address}/${config.prefixLen}`, 'dev', config.dev]).catch(() => undefined);
+  await ip(['addr', 'add', `${config.address}/${config.prefixLen}`, 'dev', config.dev]).catch(
+    () => undefined,
+  );
   for (const g of config.gateways) {
     const dst = g.prefixLen === 0 ? 'default' : `${g.dst}/${g.prefixLen}`;
     await ip(['route', 'replace', dst, 'via', g.via, 'dev', config.dev]).catch(() => undefined);

@@ -29,7 +29,11 @@ const INGRESS_NGINX_IMAGE = /ingress-nginx\/controller(:|@|$)|nginx-ingress-cont
  */
 export function programFor(container: ContainerSpec, manifestsDir: string): WorkloadProgram {
   if (COREDNS_IMAGE.test(container.image)) {
-    return { kind: 'dns', argv: [process.execPath, dnsScript, '--manifests', manifestsDir], readyPattern: LISTENING };
+    return {
+      kind: 'dns',
+      argv: [process.execPath, dnsScript, '--manifests', manifestsDir],
+      readyPattern: LISTENING,
+    };
   }
   if (INGRESS_NGINX_IMAGE.test(container.image)) {
     return {
@@ -45,7 +49,9 @@ export function programFor(container: ContainerSpec, manifestsDir: string): Work
     // image to read an entrypoint from, args alone are taken as the command line.
     return { kind: 'command', argv: command.length > 0 ? [...command, ...args] : [...args] };
   }
-  const ports = (container.ports ?? []).map((p) => `--port=${p.containerPort}/${p.protocol ?? 'TCP'}`);
+  const ports = (container.ports ?? []).map(
+    (p) => `--port=${p.containerPort}/${p.protocol ?? 'TCP'}`,
+  );
   if (ports.length === 0) ports.push('--port=8080/TCP');
   return { kind: 'echo', argv: [process.execPath, echoScript, ...ports], readyPattern: LISTENING };
 }

@@ -49,8 +49,13 @@ export class LabClient {
     if (host) return host.netns;
     const node = this.record.nodes.find((n) => n.name === name);
     if (node) return node.netns;
-    const names = [...this.record.nodes.map((n) => n.name), ...(this.record.hosts ?? []).map((h) => h.name)];
-    throw new CliError(`no node or host '${name}' in lab '${this.layout.lab}' (known: ${names.join(', ')})`);
+    const names = [
+      ...this.record.nodes.map((n) => n.name),
+      ...(this.record.hosts ?? []).map((h) => h.name),
+    ];
+    throw new CliError(
+      `no node or host '${name}' in lab '${this.layout.lab}' (known: ${names.join(', ')})`,
+    );
   }
 
   call<T>(node: string, method: string, params: Record<string, unknown> = {}): Promise<T> {
@@ -64,7 +69,12 @@ export class LabClient {
   async generations(): Promise<Map<string, number>> {
     const out = new Map<string, number>();
     for (const n of this.record.nodes) {
-      const st = await callAgent<AgentStatus>(this.layout.agentSocket(n.name), 'status', {}, 5000).catch(() => null);
+      const st = await callAgent<AgentStatus>(
+        this.layout.agentSocket(n.name),
+        'status',
+        {},
+        5000,
+      ).catch(() => null);
       out.set(n.name, st?.generation ?? 0);
     }
     return out;
@@ -76,7 +86,9 @@ export class LabClient {
     for (;;) {
       const statuses = await Promise.all(
         this.record.nodes.map((n) =>
-          callAgent<AgentStatus>(this.layout.agentSocket(n.name), 'status', {}, 5000).catch(() => null),
+          callAgent<AgentStatus>(this.layout.agentSocket(n.name), 'status', {}, 5000).catch(
+            () => null,
+          ),
         ),
       );
       const pending = this.record.nodes.filter((n, i) => {
@@ -85,11 +97,17 @@ export class LabClient {
       });
       const rejected = statuses.find((st) => st?.lastError);
       if (pending.length === 0) return;
-      if (rejected && pending.length === this.record.nodes.length && Date.now() > deadline - timeoutMs + 3000) {
+      if (
+        rejected &&
+        pending.length === this.record.nodes.length &&
+        Date.now() > deadline - timeoutMs + 3000
+      ) {
         throw new CliError(`the agents rejected the change: ${rejected.lastError}`);
       }
       if (Date.now() > deadline) {
-        throw new CliError(`timed out waiting for nodes ${pending.map((n) => n.name).join(', ')} to converge`);
+        throw new CliError(
+          `timed out waiting for nodes ${pending.map((n) => n.name).join(', ')} to converge`,
+        );
       }
       await new Promise((r) => setTimeout(r, 200));
     }
@@ -100,9 +118,12 @@ export class LabClient {
     const out = new Map<string, PodStatus>();
     await Promise.all(
       this.record.nodes.map(async (n) => {
-        const st = await callAgent<AgentStatus>(this.layout.agentSocket(n.name), 'status', {}, 5000).catch(
-          () => null,
-        );
+        const st = await callAgent<AgentStatus>(
+          this.layout.agentSocket(n.name),
+          'status',
+          {},
+          5000,
+        ).catch(() => null);
         for (const p of st?.pods ?? []) out.set(`${p.namespace}/${p.name}`, p);
       }),
     );

@@ -19,8 +19,12 @@ const referenceLabPaths = [join(repoRoot, 'nodes'), join(repoRoot, 'compose', 'm
 const program = new Command();
 program
   .name('kubewire')
-  .description('Kubernetes cluster networking without Kubernetes: Calico IPIP, kube-proxy, MetalLB, CoreDNS, ingress-nginx')
-  .addOption(new Option('--lab <name>', 'lab to act on').env('KUBEWIRE_LAB').default(labNameFromEnv()))
+  .description(
+    'Kubernetes cluster networking without Kubernetes: Calico IPIP, kube-proxy, MetalLB, CoreDNS, ingress-nginx',
+  )
+  .addOption(
+    new Option('--lab <name>', 'lab to act on').env('KUBEWIRE_LAB').default(labNameFromEnv()),
+  )
   .showHelpAfterError();
 
 const labName = (): string => program.opts<{ lab: string }>().lab;
@@ -39,7 +43,9 @@ program
       timeoutMs: Number(opts.timeout) * 1000,
       progress: (m) => process.stderr.write(`${m}\n`),
     });
-    process.stderr.write(`lab '${layout.lab}' is ready (${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+    process.stderr.write(
+      `lab '${layout.lab}' is ready (${((Date.now() - started) / 1000).toFixed(1)} s)\n`,
+    );
   });
 
 program
@@ -65,13 +71,18 @@ get
     const statuses = await lab.podStatuses();
     const pods = state.pods.filter((p) => opts.allNamespaces || p.namespace === opts.namespace);
     if (opts.output === 'json') {
-      const out = pods.map((p) => ({ ...p, status: statuses.get(`${p.namespace}/${p.name}`) ?? null }));
+      const out = pods.map((p) => ({
+        ...p,
+        status: statuses.get(`${p.namespace}/${p.name}`) ?? null,
+      }));
       process.stdout.write(JSON.stringify(out, null, 2) + '\n');
       return;
     }
     if (pods.length === 0) {
       process.stderr.write(
-        opts.allNamespaces ? 'No resources found\n' : `No resources found in ${opts.namespace} namespace.\n`,
+        opts.allNamespaces
+          ? 'No resources found\n'
+          : `No resources found in ${opts.namespace} namespace.\n`,
       );
       return;
     }
@@ -95,7 +106,12 @@ get
           ? 'Pending'
           : !st
             ? 'Unknown'
-            : (waiting?.reason ?? (st.phase === 'Succeeded' ? 'Completed' : st.phase === 'Failed' ? 'Error' : 'Running'));
+            : (waiting?.reason ??
+              (st.phase === 'Succeeded'
+                ? 'Completed'
+                : st.phase === 'Failed'
+                  ? 'Error'
+                  : 'Running'));
       const restarts = st ? st.containers.reduce((s, c) => s + c.restartCount, 0) : 0;
       return [
         ...(opts.allNamespaces ? [p.namespace] : []),
@@ -136,7 +152,16 @@ get
       }),
     );
     process.stdout.write(
-      formatTable(['NAME', 'STATUS', 'ROLES', 'AGE', ...(wide ? ['INTERNAL-IP', 'POD-BLOCKS', 'TUNNEL-IP'] : [])], rows),
+      formatTable(
+        [
+          'NAME',
+          'STATUS',
+          'ROLES',
+          'AGE',
+          ...(wide ? ['INTERNAL-IP', 'POD-BLOCKS', 'TUNNEL-IP'] : []),
+        ],
+        rows,
+      ),
     );
   });
 
@@ -146,29 +171,41 @@ program
   .argument('[pod]', 'pod name')
   .argument('[command...]', 'command and arguments, after --')
   .option('-n, --namespace <ns>', 'namespace', 'default')
-  .option('--host <name>', "run on a node's own network namespace, or on the lab's client or router host")
-  .action(async (pod: string | undefined, command: string[], opts: { namespace: string; host?: string }) => {
-    const lab = new LabClient(labName());
-    let netns: string;
-    let argv = command;
-    if (opts.host) {
-      netns = lab.hostNetns(opts.host);
-      if (pod !== undefined) argv = [pod, ...command];
-    } else {
-      if (!pod) throw new CliError('exec needs a pod name (or --host NODE)');
-      const p = lab.state().pods.find((x) => x.namespace === opts.namespace && x.name === pod);
-      if (!p) throw new CliError(`pods "${pod}" not found in namespace ${opts.namespace}`);
-      if (!p.nodeName || p.phase === 'Pending') throw new CliError(`pod ${pod} is Pending: it has no namespace yet`);
-      netns = p.hostNetwork ? lab.node(p.nodeName).netns : lab.layout.podNetns(p.namespace, p.name);
-    }
-    if (argv.length === 0) throw new CliError('exec needs a command after --');
-    const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
-    const code = await new Promise<number>((resolve) => {
-      child.on('error', () => resolve(127));
-      child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
-    });
-    process.exitCode = code;
-  });
+  .option(
+    '--host <name>',
+    "run on a node's own network namespace, or on the lab's client or router host",
+  )
+  .action(
+    async (
+      pod: string | undefined,
+      command: string[],
+      opts: { namespace: string; host?: string },
+    ) => {
+      const lab = new LabClient(labName());
+      let netns: string;
+      let argv = command;
+      if (opts.host) {
+        netns = lab.hostNetns(opts.host);
+        if (pod !== undefined) argv = [pod, ...command];
+      } else {
+        if (!pod) throw new CliError('exec needs a pod name (or --host NODE)');
+        const p = lab.state().pods.find((x) => x.namespace === opts.namespace && x.name === pod);
+        if (!p) throw new CliError(`pods "${pod}" not found in namespace ${opts.namespace}`);
+        if (!p.nodeName || p.phase === 'Pending')
+          throw new CliError(`pod ${pod} is Pending: it has no namespace yet`);
+        netns = p.hostNetwork
+          ? lab.node(p.nodeName).netns
+          : lab.layout.podNetns(p.namespace, p.name);
+      }
+      if (argv.length === 0) throw new CliError('exec needs a command after --');
+      const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
+      const code = await new Promise<number>((resolve) => {
+        child.on('error', () => resolve(127));
+        child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
+      });
+      process.exitCode = code;
+    },
+  );
 
 program
   .command('logs')
@@ -177,29 +214,31 @@ program
   .option('-n, --namespace <ns>', 'namespace', 'default')
   .option('-c, --container <name>', 'container (default: the first)')
   .option('-f, --follow', 'keep printing new output')
-  .action(async (pod: string, opts: { namespace: string; container?: string; follow?: boolean }) => {
-    const lab = new LabClient(labName());
-    const p = lab.state().pods.find((x) => x.namespace === opts.namespace && x.name === pod);
-    if (!p) throw new CliError(`pods "${pod}" not found in namespace ${opts.namespace}`);
-    const container = opts.container ?? p.containers[0]?.name;
-    if (!container || !p.containers.some((c) => c.name === container)) {
-      throw new CliError(`container ${container} is not valid for pod ${pod}`);
-    }
-    if (!p.nodeName) throw new CliError(`pod ${pod} is Pending: no logs yet`);
-    const file = lab.layout.containerLog(p.nodeName, p.namespace, p.name, container);
-    if (!existsSync(file)) return;
-    await pipeFile(file, 0);
-    if (!opts.follow) return;
-    let pos = statSync(file).size;
-    await new Promise<void>(() => {
-      watchFile(file, { interval: 250 }, (cur) => {
-        if (cur.size > pos) {
-          void pipeFile(file, pos);
-          pos = cur.size;
-        }
+  .action(
+    async (pod: string, opts: { namespace: string; container?: string; follow?: boolean }) => {
+      const lab = new LabClient(labName());
+      const p = lab.state().pods.find((x) => x.namespace === opts.namespace && x.name === pod);
+      if (!p) throw new CliError(`pods "${pod}" not found in namespace ${opts.namespace}`);
+      const container = opts.container ?? p.containers[0]?.name;
+      if (!container || !p.containers.some((c) => c.name === container)) {
+        throw new CliError(`container ${container} is not valid for pod ${pod}`);
+      }
+      if (!p.nodeName) throw new CliError(`pod ${pod} is Pending: no logs yet`);
+      const file = lab.layout.containerLog(p.nodeName, p.namespace, p.name, container);
+      if (!existsSync(file)) return;
+      await pipeFile(file, 0);
+      if (!opts.follow) return;
+      let pos = statSync(file).size;
+      await new Promise<void>(() => {
+        watchFile(file, { interval: 250 }, (cur) => {
+          if (cur.size > pos) {
+            void pipeFile(file, pos);
+            pos = cur.size;
+          }
+        });
       });
-    });
-  });
+    },
+  );
 
 program
   .command('stats')
@@ -210,7 +249,15 @@ program
     const lab = new LabClient(labName());
     const st = await lab.call<{
       drops: Record<string, number>;
-      interfaces: { name: string; kind: string; rxPackets: number; rxBytes: number; txPackets: number; txBytes: number; txDropped: number }[];
+      interfaces: {
+        name: string;
+        kind: string;
+        rxPackets: number;
+        rxBytes: number;
+        txPackets: number;
+        txBytes: number;
+        txDropped: number;
+      }[];
     }>(opts.node, 'stats');
     if (opts.output === 'json') {
       process.stdout.write(JSON.stringify(st, null, 2) + '\n');
@@ -219,17 +266,28 @@ program
     process.stdout.write(
       formatTable(
         ['INTERFACE', 'KIND', 'RX-PACKETS', 'RX-BYTES', 'TX-PACKETS', 'TX-BYTES', 'TX-DROPPED'],
-        st.interfaces.map((i) => [i.name, i.kind, ...[i.rxPackets, i.rxBytes, i.txPackets, i.txBytes, i.txDropped].map(String)]),
+        st.interfaces.map((i) => [
+          i.name,
+          i.kind,
+          ...[i.rxPackets, i.rxBytes, i.txPackets, i.txBytes, i.txDropped].map(String),
+        ]),
       ),
     );
     process.stdout.write('\n');
     const drops = Object.entries(st.drops);
     process.stdout.write(
-      drops.length ? formatTable(['DROP-REASON', 'PACKETS'], drops.map(([k, v]) => [k, String(v)])) : 'no drops\n',
+      drops.length
+        ? formatTable(
+            ['DROP-REASON', 'PACKETS'],
+            drops.map(([k, v]) => [k, String(v)]),
+          )
+        : 'no drops\n',
     );
   });
 
-const ipCmd = program.command('ip').description("a node's routing and neighbour tables, as `ip` prints them");
+const ipCmd = program
+  .command('ip')
+  .description("a node's routing and neighbour tables, as `ip` prints them");
 ipCmd
   .command('route')
   .requiredOption('--node <name>', 'node')
@@ -249,15 +307,23 @@ ipCmd
 
 program
   .command('pcap')
-  .description("stream a node interface's frames as pcap (pipe to tcpdump -r - or wireshark -k -i -)")
+  .description(
+    "stream a node interface's frames as pcap (pipe to tcpdump -r - or wireshark -k -i -)",
+  )
   .requiredOption('--node <name>', 'node')
   .argument('<iface>', 'interface: eth0, tunl0, kubewire0 or a caliXXXXXXXXXXX pod link')
   .action(async (iface: string, opts: { node: string }) => {
     const lab = new LabClient(labName());
     lab.node(opts.node);
-    if (process.stdout.isTTY) throw new CliError('pcap writes binary: redirect it to a file or pipe it to tcpdump -r -');
+    if (process.stdout.isTTY)
+      throw new CliError('pcap writes binary: redirect it to a file or pipe it to tcpdump -r -');
     process.stdout.on('error', () => process.exit(0));
-    await streamFromAgent(lab.layout.agentSocket(opts.node), 'pcap', { iface }, process.stdout).catch((err: Error) => {
+    await streamFromAgent(
+      lab.layout.agentSocket(opts.node),
+      'pcap',
+      { iface },
+      process.stdout,
+    ).catch((err: Error) => {
       throw new CliError(`node ${opts.node}: ${err.message}`);
     });
   });
@@ -278,7 +344,8 @@ for (const mode of ['apply', 'delete'] as const) {
       const generations = await lab.generations();
       const result = applyManifestFile(lab.layout, opts.filename, mode);
       for (const line of result.lines) process.stdout.write(line + '\n');
-      if (result.changed && opts.wait) await lab.waitConverged(generations, Number(opts.timeout) * 1000);
+      if (result.changed && opts.wait)
+        await lab.waitConverged(generations, Number(opts.timeout) * 1000);
       if (result.lines.some((l) => l.startsWith('Error'))) process.exitCode = 1;
     });
 }
@@ -294,7 +361,8 @@ function pipeFile(file: string, start: number): Promise<void> {
 
 function explain(err: unknown): string {
   if (err instanceof ManifestErrors) return err.message;
-  if (err instanceof ManifestError || err instanceof CliError || err instanceof LabError) return err.message;
+  if (err instanceof ManifestError || err instanceof CliError || err instanceof LabError)
+    return err.message;
   return (err as Error).message ?? String(err);
 }
 

@@ -104,9 +104,7 @@ function podEndpoints(
     ready:
       svc.publishNotReadyAddresses ||
       (pod.phase === 'Running' && (pod.nodeName === null || !down.has(pod.nodeName))),
-    ...(pod.hostname !== undefined && pod.subdomain === svc.name
-      ? { hostname: pod.hostname }
-      : {}),
+    ...(pod.hostname !== undefined && pod.subdomain === svc.name ? { hostname: pod.hostname } : {}),
   });
   if (svc.ports.length === 0) {
     // A headless Service without ports still publishes its addresses (for DNS).

@@ -210,7 +210,8 @@ export function checkService(svc: ServiceInput, err: Report, warn: Report): void
     }
     const pair = `${p.port}/${protocol}`;
     const k = pairs.get(pair);
-    if (k !== undefined) err(['spec', 'ports', i], `duplicate port ${pair} (also spec.ports[${k}])`);
+    if (k !== undefined)
+      err(['spec', 'ports', i], `duplicate port ${pair} (also spec.ports[${k}])`);
     else pairs.set(pair, i);
 
     const nodePort = p.nodePort ?? 0;
@@ -247,13 +248,15 @@ export function checkService(svc: ServiceInput, err: Report, warn: Report): void
 
   const lbOnly = "may only be used when `type` is 'LoadBalancer'";
   const ranges = spec.loadBalancerSourceRanges ?? [];
-  if (ranges.length > 0 && type !== 'LoadBalancer') err(['spec', 'loadBalancerSourceRanges'], lbOnly);
+  if (ranges.length > 0 && type !== 'LoadBalancer')
+    err(['spec', 'loadBalancerSourceRanges'], lbOnly);
   ranges.forEach((text, i) => {
     // Space padding is allowed ("a historical accident"), and so are host bits.
     const r = parseCidrStrict(text.trim());
     if (r.ok || r.reason === 'host-bits') return;
     const path = ['spec', 'loadBalancerSourceRanges', i];
-    if (r.reason === 'ipv6') warn(path, `IPv6 range ${text.trim()} ignored (kubewire emulates IPv4)`);
+    if (r.reason === 'ipv6')
+      warn(path, `IPv6 range ${text.trim()} ignored (kubewire emulates IPv4)`);
     else err(path, `${JSON.stringify(text)} is not a CIDR such as 203.0.113.0/24`);
   });
   if (spec.allocateLoadBalancerNodePorts !== undefined && type !== 'LoadBalancer') {
@@ -330,8 +333,7 @@ function serviceStateOf(namespace: string, name: string, svc: ServiceInput): Ser
     sessionAffinity: spec.sessionAffinity ?? 'None',
     sessionAffinityTimeoutSeconds:
       spec.sessionAffinity === 'ClientIP'
-        ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ??
-          DEFAULT_SESSION_AFFINITY_TIMEOUT)
+        ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_SESSION_AFFINITY_TIMEOUT)
         : DEFAULT_SESSION_AFFINITY_TIMEOUT,
     externalTrafficPolicy: spec.externalTrafficPolicy ?? 'Cluster',
     internalTrafficPolicy: spec.internalTrafficPolicy ?? 'Cluster',

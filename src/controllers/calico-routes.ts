@@ -20,37 +20,56 @@ export interface CalicoRoute {
  * `via <node IP> dev eth0 onlink` otherwise; borrowed addresses of remote
  * pods get /32 routes the same way. Local pods' /32 routes belong to the pods.
  */
-export function calicoRoutes(state: ClusterState, me: string, underlayPrefixLen: number): CalicoRoute[] {
+export function calicoRoutes(
+  state: ClusterState,
+  me: string,
+  underlayPrefixLen: number,
+): CalicoRoute[] {
   const self = state.nodes.find((n) => n.name === me);
   if (!self) return [];
   const myAddr = ipv4FromString(self.internalIP);
   const mask = prefixMask(underlayPrefixLen);
-  const sameSubnet = (ip: number) => ((ip & mask) >>> 0) === ((myAddr & mask) >>> 0);
+  const sameSubnet = (ip: number) => (ip & mask) >>> 0 === (myAddr & mask) >>> 0;
   const poolMode = (cidr: string): IpipMode =>
-    state.pools.find((p) => !p.disabled && cidrTextContains(p.cidr, cidr.split('/')[0]!))?.ipipMode ?? 'Never';
+    state.pools.find((p) => !p.disabled && cidrTextContains(p.cidr, cidr.split('/')[0]!))
+      ?.ipipMode ?? 'Never';
   const encap = (mode: IpipMode, gateway: number): 'tunl0' | 'underlay' =>
     mode === 'Always' || (mode === 'CrossSubnet' && !sameSubnet(gateway)) ? 'tunl0' : 'underlay';
 
   const routes: CalicoRoute[] = [];
   for (const block of self.blocks) {
     const { addr, prefixLen } = parseCidr(block);
-    if (prefixLen < 32) routes.push({ dst: addr, prefixLen, type: 'blackhole', via: null, gateway: 0 });
+    if (prefixLen < 32)
+      routes.push({ dst: addr, prefixLen, type: 'blackhole', via: null, gateway: 0 });
   }
   for (const node of state.nodes) {
     if (node.name === me) continue;
     const gateway = ipv4FromString(node.internalIP);
     for (const block of node.blocks) {
       const { addr, prefixLen } = parseCidr(block);
-      routes.push({ dst: addr, prefixLen, type: 'unicast', via: encap(poolMode(block), gateway), gateway });
+      routes.push({
+        dst: addr,
+        prefixLen,
+        type: 'unicast',
+        via: encap(poolMode(block), gateway),
+        gateway,
+      });
     }
   }
   const nodeByName = new Map(state.nodes.map((n) => [n.name, n]));
   for (const pod of state.pods) {
-    if (!pod.borrowed || !pod.ip || !pod.nodeName || pod.nodeName === me || pod.hostNetwork) continue;
+    if (!pod.borrowed || !pod.ip || !pod.nodeName || pod.nodeName === me || pod.hostNetwork)
+      continue;
     const node = nodeByName.get(pod.nodeName);
     if (!node) continue;
     const gateway = ipv4FromString(node.internalIP);
-    routes.push({ dst: ipv4FromString(pod.ip), prefixLen: 32, type: 'unicast', via: encap(poolMode(`${pod.ip}/32`), gateway), gateway });
+    routes.push({
+      dst: ipv4FromString(pod.ip),
+      prefixLen: 32,
+      type: 'unicast',
+      via: encap(poolMode(`${pod.ip}/32`), gateway),
+      gateway,
+    });
   }
   return routes;
 }

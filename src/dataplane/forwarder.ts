@@ -1,4 +1,10 @@
-import { ETH_HEADER_LEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, EthernetView, emitEthernetHeader } from '../packet/ethernet.js';
+import {
+  ETH_HEADER_LEN,
+  ETHERTYPE_ARP,
+  ETHERTYPE_IPV4,
+  EthernetView,
+  emitEthernetHeader,
+} from '../packet/ethernet.js';
 import { ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, emitArp } from '../packet/arp.js';
 import { IPPROTO_ICMP, IPPROTO_IPIP, Ipv4View, emitIpv4Header } from '../packet/ipv4.js';
 import { IPIP_OVERHEAD, ipipEncapsulate } from '../packet/ipip.js';
@@ -137,7 +143,8 @@ export class Forwarder {
     inIf.counters.rxBytes += len;
     if (inIf.capture !== null) inIf.capture(buf, off, len);
     const eth = this.eth;
-    if (eth.wrap(buf, off, len) !== ParseResult.Ok) return this.drops.count(DropReason.EthTruncated);
+    if (eth.wrap(buf, off, len) !== ParseResult.Ok)
+      return this.drops.count(DropReason.EthTruncated);
     if (!eth.dstIs(inIf.mac) && !eth.dstIsBroadcast) {
       return this.drops.count(eth.dstIsMulticast ? DropReason.Multicast : DropReason.ForeignMac);
     }
@@ -145,7 +152,8 @@ export class Forwarder {
     if (type === ETHERTYPE_IPV4) {
       return this.receiveIpv4(inIf, buf, eth.payloadOffset, eth.payloadLength);
     }
-    if (type === ETHERTYPE_ARP) return this.receiveArp(inIf, buf, eth.payloadOffset, eth.payloadLength);
+    if (type === ETHERTYPE_ARP)
+      return this.receiveArp(inIf, buf, eth.payloadOffset, eth.payloadLength);
     this.drops.count(DropReason.UnsupportedEtherType);
   }
 
@@ -153,7 +161,8 @@ export class Forwarder {
 
   private receiveArp(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
     const arp = this.arp;
-    if (arp.wrap(buf, off, len) !== ParseResult.Ok) return this.drops.count(DropReason.ArpMalformed);
+    if (arp.wrap(buf, off, len) !== ParseResult.Ok)
+      return this.drops.count(DropReason.ArpMalformed);
     const senderIp = arp.senderIp;
     const targetIp = arp.targetIp;
     if (senderIp !== 0) {
@@ -166,7 +175,15 @@ export class Forwarder {
     const o = this.allocScratch(ETH_HEADER_LEN + ARP_LEN);
     if (o < 0) return;
     emitEthernetHeader(this.scratch, o, buf.subarray(off + 8, off + 14), inIf.mac, ETHERTYPE_ARP);
-    emitArp(this.scratch, o + ETH_HEADER_LEN, ARP_OP_REPLY, inIf.mac, targetIp, buf.subarray(off + 8, off + 14), senderIp);
+    emitArp(
+      this.scratch,
+      o + ETH_HEADER_LEN,
+      ARP_OP_REPLY,
+      inIf.mac,
+      targetIp,
+      buf.subarray(off + 8, off + 14),
+      senderIp,
+    );
     inIf.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
   }
 
@@ -194,7 +211,9 @@ export class Forwarder {
     const ip = this.ip;
     const r = ip.wrap(buf, off, len);
     if (r !== ParseResult.Ok) {
-      return this.drops.count(r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed);
+      return this.drops.count(
+        r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed,
+      );
     }
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     const dst = ip.dst;
@@ -214,7 +233,8 @@ export class Forwarder {
   private decapsulate(buf: Buffer): void {
     const ip = this.ip;
     const tunnel = this.tunnel;
-    if (!tunnel || !this.tunnelPeers.has(ip.src)) return this.drops.count(DropReason.IpipUnknownSource);
+    if (!tunnel || !this.tunnelPeers.has(ip.src))
+      return this.drops.count(DropReason.IpipUnknownSource);
     if (ip.isFragment) return this.drops.count(DropReason.Ipv4Fragment);
     const innerOff = ip.payloadOffset;
     const innerLen = ip.payloadLength;
@@ -223,7 +243,9 @@ export class Forwarder {
     if (tunnel.capture !== null) tunnel.capture(buf, innerOff, innerLen);
     const r = ip.wrap(buf, innerOff, innerLen);
     if (r !== ParseResult.Ok) {
-      return this.drops.count(r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed);
+      return this.drops.count(
+        r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed,
+      );
     }
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (ip.protocol === IPPROTO_IPIP) return this.drops.count(DropReason.IpipNested);
@@ -236,7 +258,10 @@ export class Forwarder {
     const ip = this.ip;
     if (local.answerEcho && ip.protocol === IPPROTO_ICMP && !ip.isFragment) {
       const icmp = this.icmp;
-      if (icmp.wrap(buf, ip.payloadOffset, ip.payloadLength) !== ParseResult.Ok || !icmp.verifyChecksum()) {
+      if (
+        icmp.wrap(buf, ip.payloadOffset, ip.payloadLength) !== ParseResult.Ok ||
+        !icmp.verifyChecksum()
+      ) {
         return this.drops.count(DropReason.IcmpMalformed);
       }
       if (icmp.type === ICMP_ECHO_REQUEST) {
@@ -261,7 +286,12 @@ export class Forwarder {
     if (route.type !== 'unicast') {
       // blackhole drops silently; unreachable/prohibit answer with ICMP as Linux does.
       if (route.type === 'blackhole') return this.drops.count(DropReason.Blackhole);
-      this.sendIcmpError(inIf, ICMP_DEST_UNREACH, route.type === 'prohibit' ? 13 : ICMP_HOST_UNREACH, 0);
+      this.sendIcmpError(
+        inIf,
+        ICMP_DEST_UNREACH,
+        route.type === 'prohibit' ? 13 : ICMP_HOST_UNREACH,
+        0,
+      );
       return this.drops.count(DropReason.Unreachable);
     }
     if (ip.ttl <= 1) {
@@ -304,12 +334,22 @@ export class Forwarder {
   }
 
   /** Link-layer output: resolves the next hop's MAC, writes the Ethernet header and queues. */
-  private transmit(dev: NetInterface, nextHop: number, buf: Buffer, ipOff: number, ipLen: number): void {
+  private transmit(
+    dev: NetInterface,
+    nextHop: number,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+  ): void {
     if (!dev.up) return this.drops.count(DropReason.InterfaceDown);
     if (dev.kind === 'tunnel') return this.encapsulate(dev, nextHop, buf, ipOff, ipLen);
     const n = this.neighbours.get(dev, nextHop);
     const frameOff = ipOff - ETH_HEADER_LEN;
-    if (n !== undefined && n.mac !== null && (n.state === 'PERMANENT' || n.state === 'REACHABLE' || n.state === 'STALE')) {
+    if (
+      n !== undefined &&
+      n.mac !== null &&
+      (n.state === 'PERMANENT' || n.state === 'REACHABLE' || n.state === 'STALE')
+    ) {
       emitEthernetHeader(buf, frameOff, n.mac, dev.mac, ETHERTYPE_IPV4);
       dev.enqueue(buf, frameOff, ipLen + ETH_HEADER_LEN);
       return;
@@ -322,9 +362,16 @@ export class Forwarder {
    * remote node, protocol 4, TTL 64, DF and TOS copied) written into the
    * headroom in front of it, then routes the outer packet on the underlay.
    */
-  private encapsulate(tunnel: NetInterface, remote: number, buf: Buffer, ipOff: number, ipLen: number): void {
+  private encapsulate(
+    tunnel: NetInterface,
+    remote: number,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+  ): void {
     const inner = this.scratchIp;
-    if (inner.wrap(buf, ipOff, ipLen) !== ParseResult.Ok) return this.drops.count(DropReason.Ipv4Malformed);
+    if (inner.wrap(buf, ipOff, ipLen) !== ParseResult.Ok)
+      return this.drops.count(DropReason.Ipv4Malformed);
     if (tunnel.capture !== null) tunnel.capture(buf, ipOff, ipLen);
     this.ipId = (this.ipId + 1) & 0xffff;
     const outerOff = ipipEncapsulate(inner, this.primaryAddress, remote, this.ipId, DEFAULT_TTL);
@@ -338,9 +385,16 @@ export class Forwarder {
     this.transmit(route.dev!, route.via || remote, buf, outerOff, ipLen + IPIP_OVERHEAD);
   }
 
-  private queueForResolution(dev: NetInterface, nextHop: number, buf: Buffer, ipOff: number, ipLen: number): void {
+  private queueForResolution(
+    dev: NetInterface,
+    nextHop: number,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+  ): void {
     const n = this.neighbours.resolve(dev, nextHop);
-    if (n.queue.length >= UNRESOLVED_QUEUE_MAX) return this.drops.count(DropReason.NeighbourQueueFull);
+    if (n.queue.length >= UNRESOLVED_QUEUE_MAX)
+      return this.drops.count(DropReason.NeighbourQueueFull);
     // The packet must outlive this batch: keep a copy with room for the link header.
     const copy = Buffer.allocUnsafe(ipLen + ETH_HEADER_LEN);
     buf.copy(copy, ETH_HEADER_LEN, ipOff, ipOff + ipLen);

@@ -82,7 +82,7 @@ export class NetInterface {
       this.counters.txDropped += count;
       return;
     }
-    let written = 0;
+    let written: number;
     try {
       written = this.sink.writeBatch(buf, this.txOffsets, count);
     } catch {

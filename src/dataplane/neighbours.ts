@@ -42,7 +42,15 @@ export class NeighbourTable {
     }
     let n = map.get(ip);
     if (!n) {
-      n = { ip, dev, mac: null, state: 'INCOMPLETE', updatedAtMs: Date.now(), probes: 0, queue: [] };
+      n = {
+        ip,
+        dev,
+        mac: null,
+        state: 'INCOMPLETE',
+        updatedAtMs: Date.now(),
+        probes: 0,
+        queue: [],
+      };
       map.set(ip, n);
     }
     return n;
@@ -60,7 +68,13 @@ export class NeighbourTable {
    * Learns or confirms an address from ARP. Returns the entry when it had
    * packets waiting, so the caller can send them now.
    */
-  learn(dev: NetInterface, ip: number, mac: Uint8Array, macOffset: number, nowMs: number): Neighbour | undefined {
+  learn(
+    dev: NetInterface,
+    ip: number,
+    mac: Uint8Array,
+    macOffset: number,
+    nowMs: number,
+  ): Neighbour | undefined {
     const existing = this.get(dev, ip);
     if (existing?.state === 'PERMANENT') return undefined;
     const n = existing ?? this.entry(dev, ip);
@@ -130,7 +144,8 @@ export class NeighbourTable {
 /** One entry as `ip neigh show` prints it. */
 export function formatNeighbour(n: Neighbour): string {
   const parts = [ipv4ToString(n.ip), 'dev', n.dev.name];
-  if (n.mac && n.state !== 'INCOMPLETE' && n.state !== 'FAILED') parts.push('lladdr', macToString(n.mac));
+  if (n.mac && n.state !== 'INCOMPLETE' && n.state !== 'FAILED')
+    parts.push('lladdr', macToString(n.mac));
   parts.push(n.state);
   return parts.join(' ');
 }

@@ -29,11 +29,22 @@ interface ObjectRef {
 
 function refOf(obj: unknown): ObjectRef | null {
   if (typeof obj !== 'object' || obj === null) return null;
-  const o = obj as { apiVersion?: unknown; kind?: unknown; metadata?: { name?: unknown; namespace?: unknown } };
+  const o = obj as {
+    apiVersion?: unknown;
+    kind?: unknown;
+    metadata?: { name?: unknown; namespace?: unknown };
+  };
   if (typeof o.kind !== 'string') return null;
   const name = typeof o.metadata?.name === 'string' ? o.metadata.name : '';
-  const ns = CLUSTER_SCOPED.has(o.kind) ? '' : typeof o.metadata?.namespace === 'string' ? o.metadata.namespace : 'default';
-  const group = typeof o.apiVersion === 'string' && o.apiVersion.includes('/') ? o.apiVersion.split('/')[0] : '';
+  const ns = CLUSTER_SCOPED.has(o.kind)
+    ? ''
+    : typeof o.metadata?.namespace === 'string'
+      ? o.metadata.namespace
+      : 'default';
+  const group =
+    typeof o.apiVersion === 'string' && o.apiVersion.includes('/')
+      ? o.apiVersion.split('/')[0]
+      : '';
   return {
     key: `${o.kind}/${ns}/${name}`,
     display: `${o.kind.toLowerCase()}${group ? `.${group}` : ''}/${name || o.kind.toLowerCase()}`,
@@ -72,7 +83,11 @@ export interface ApplyResult {
  * document and field. Files are written under hidden names and renamed into
  * place, so the agents, which skip hidden files, never read half a change.
  */
-export function applyManifestFile(layout: LabLayout, file: string, mode: 'apply' | 'delete'): ApplyResult {
+export function applyManifestFile(
+  layout: LabLayout,
+  file: string,
+  mode: 'apply' | 'delete',
+): ApplyResult {
   const text = readFileSync(file, 'utf8');
   const incoming = parseManifestText(text, file);
   const refs = new Map<string, { ref: ObjectRef; doc: ManifestDocument }>();
@@ -99,9 +114,15 @@ export function applyManifestFile(layout: LabLayout, file: string, mode: 'apply'
   for (const { ref, doc } of refs.values()) {
     const old = before.get(ref.key);
     if (mode === 'delete') {
-      lines.push(old === undefined ? `Error from server (NotFound): ${ref.display} not found` : `${ref.display} deleted`);
+      lines.push(
+        old === undefined
+          ? `Error from server (NotFound): ${ref.display} not found`
+          : `${ref.display} deleted`,
+      );
     } else {
-      lines.push(`${ref.display} ${old === undefined ? 'created' : old === JSON.stringify(doc.object) ? 'unchanged' : 'configured'}`);
+      lines.push(
+        `${ref.display} ${old === undefined ? 'created' : old === JSON.stringify(doc.object) ? 'unchanged' : 'configured'}`,
+      );
     }
   }
   const changed = lines.some((l) => / (created|configured|deleted)$/.test(l));
@@ -110,7 +131,8 @@ export function applyManifestFile(layout: LabLayout, file: string, mode: 'apply'
   // Validate the lab as it would be, before touching anything.
   const candidate: ManifestDocument[] = [];
   for (const f of rewritten) {
-    if (f.docs.length) candidate.push(...parseManifestText(f.docs.map((d) => d.text).join('---\n'), f.path));
+    if (f.docs.length)
+      candidate.push(...parseManifestText(f.docs.map((d) => d.text).join('---\n'), f.path));
   }
   if (mode === 'apply') candidate.push(...incoming);
   buildClusterState(candidate);
@@ -119,11 +141,17 @@ export function applyManifestFile(layout: LabLayout, file: string, mode: 'apply'
   for (const f of rewritten) {
     const orig = existing.find((e) => e.path === f.path)!;
     if (f.docs.length === orig.docs.length) continue;
-    writes.push({ path: f.path, content: f.docs.length ? f.docs.map((d) => d.text).join('---\n') : null });
+    writes.push({
+      path: f.path,
+      content: f.docs.length ? f.docs.map((d) => d.text).join('---\n') : null,
+    });
   }
   if (mode === 'apply') {
     const stamp = Date.now().toString(36);
-    writes.push({ path: join(layout.manifestsDir, `900-apply-${stamp}-${basename(file)}`), content: text });
+    writes.push({
+      path: join(layout.manifestsDir, `900-apply-${stamp}-${basename(file)}`),
+      content: text,
+    });
   }
   const staged = writes.map((w) => {
     if (w.content === null) return { ...w, tmp: null };

@@ -63,19 +63,26 @@ export interface UpOptions {
  * they are invalid), copies them into the lab directory, creates one network
  * namespace per node with its agent, and waits for every pod to be ready.
  */
-export async function labUp(layout: LabLayout, paths: string[], opts: UpOptions = {}): Promise<LabRecord> {
+export async function labUp(
+  layout: LabLayout,
+  paths: string[],
+  opts: UpOptions = {},
+): Promise<LabRecord> {
   const progress = opts.progress ?? (() => undefined);
   const existing = readLabRecord(layout);
   if (existing) {
     throw new LabError(
       `lab '${layout.lab}' is already running (created ${existing.createdAt}, nodes ${existing.nodes
         .map((n) => n.name)
-        .join(', ')}); run 'kubewire down${layout.lab === 'kw' ? '' : ` --lab ${layout.lab}`}' first`,
+        .join(
+          ', ',
+        )}); run 'kubewire down${layout.lab === 'kw' ? '' : ` --lab ${layout.lab}`}' first`,
     );
   }
   const files = manifestFiles(paths);
   const state: ClusterState = buildClusterState(loadManifests(files));
-  if (state.nodes.length === 0) throw new LabError('the manifests define no Node: a lab needs at least one');
+  if (state.nodes.length === 0)
+    throw new LabError('the manifests define no Node: a lab needs at least one');
   let topology: LabTopology;
   try {
     topology = labTopology(state);
@@ -85,21 +92,33 @@ export async function labUp(layout: LabLayout, paths: string[], opts: UpOptions 
   for (const w of state.warnings) progress(`warning: ${w}`);
 
   mkdirSync(layout.manifestsDir, { recursive: true });
-  files.forEach((f, i) => copyFileSync(f, join(layout.manifestsDir, `${String(i).padStart(3, '0')}-${basename(f)}`)));
+  files.forEach((f, i) =>
+    copyFileSync(f, join(layout.manifestsDir, `${String(i).padStart(3, '0')}-${basename(f)}`)),
+  );
   const record: LabRecord = {
     name: layout.lab,
     createdAt: new Date().toISOString(),
     mode: 'netns',
-    nodes: state.nodes.map((n) => ({ name: n.name, netns: layout.nodeNetns(n.name), agentPid: null })),
+    nodes: state.nodes.map((n) => ({
+      name: n.name,
+      netns: layout.nodeNetns(n.name),
+      agentPid: null,
+    })),
     hosts: [
-      { name: 'router', netns: layout.hostNetns('router'), address: topology.router.underlayAddress },
+      {
+        name: 'router',
+        netns: layout.hostNetns('router'),
+        address: topology.router.underlayAddress,
+      },
       { name: 'client', netns: layout.hostNetns('client'), address: topology.client.address },
     ],
     switchNetns: layout.switchNetns,
   };
   writeLabRecord(layout, record);
   try {
-    progress(`underlay ${topology.underlay.network}/${topology.underlay.prefixLen}: creating switch, router and client`);
+    progress(
+      `underlay ${topology.underlay.network}/${topology.underlay.prefixLen}: creating switch, router and client`,
+    );
     await buildNetwork(layout, record, topology);
     for (const node of record.nodes) {
       progress(`node ${node.name}: starting agent in ${node.netns}`);
@@ -123,7 +142,11 @@ const CLIENT_BRIDGE = 'clients';
  * leaves the lab), a veth from each node's eth0 to the underlay bridge, the
  * router on both bridges with forwarding on, and the client behind it.
  */
-async function buildNetwork(layout: LabLayout, record: LabRecord, topo: LabTopology): Promise<void> {
+async function buildNetwork(
+  layout: LabLayout,
+  record: LabRecord,
+  topo: LabTopology,
+): Promise<void> {
   const sw = record.switchNetns;
   await ip(['netns', 'add', sw]);
   await ip(['link', 'set', 'lo', 'up'], sw);
@@ -131,7 +154,14 @@ async function buildNetwork(layout: LabLayout, record: LabRecord, topo: LabTopol
     await ip(['link', 'add', br, 'type', 'bridge'], sw);
     await ip(['link', 'set', br, 'up'], sw);
   }
-  const plug = async (netns: string, dev: string, port: string, bridge: string, addr: string, prefixLen: number) => {
+  const plug = async (
+    netns: string,
+    dev: string,
+    port: string,
+    bridge: string,
+    addr: string,
+    prefixLen: number,
+  ) => {
     await ip(['link', 'add', port, 'type', 'veth', 'peer', 'name', dev, 'netns', netns], sw);
     await ip(['link', 'set', port, 'master', bridge, 'up'], sw);
     await ip(['link', 'set', 'dev', dev, 'address', macForAddress(addr), 'up'], netns);
@@ -143,13 +173,23 @@ async function buildNetwork(layout: LabLayout, record: LabRecord, topo: LabTopol
     await ip(['netns', 'add', node.netns]);
     await ip(['link', 'set', 'lo', 'up'], node.netns);
     await plug(node.netns, 'eth0', `node${i}`, UNDERLAY_BRIDGE, t.address, u);
-    await ip(['route', 'add', 'default', 'via', topo.router.underlayAddress, 'dev', 'eth0'], node.netns);
+    await ip(
+      ['route', 'add', 'default', 'via', topo.router.underlayAddress, 'dev', 'eth0'],
+      node.netns,
+    );
   }
   const router = layout.hostNetns('router');
   await ip(['netns', 'add', router]);
   await ip(['link', 'set', 'lo', 'up'], router);
   await plug(router, 'eth0', 'router0', UNDERLAY_BRIDGE, topo.router.underlayAddress, u);
-  await plug(router, 'eth1', 'router1', CLIENT_BRIDGE, topo.router.clientAddress, topo.client.prefixLen);
+  await plug(
+    router,
+    'eth1',
+    'router1',
+    CLIENT_BRIDGE,
+    topo.router.clientAddress,
+    topo.client.prefixLen,
+  );
   await run('ip', ['netns', 'exec', router, 'sysctl', '-q', '-w', 'net.ipv4.ip_forward=1']);
   const client = layout.hostNetns('client');
   await ip(['netns', 'add', client]);
@@ -164,7 +204,15 @@ function startAgent(layout: LabLayout, node: string, netns: string): number {
   // nsenter, not `ip netns exec`: the latter gives the agent a private mount namespace,
   // and the pod namespaces the agent then creates (bind mounts under /run/netns) would
   // not be visible to anyone else, `kubewire exec` included.
-  const args = ['--net=' + join('/run/netns', netns), process.execPath, agentMain, '--lab', layout.lab, '--node', node];
+  const args = [
+    '--net=' + join('/run/netns', netns),
+    process.execPath,
+    agentMain,
+    '--lab',
+    layout.lab,
+    '--node',
+    node,
+  ];
   const child = spawn('nsenter', args, {
     detached: true,
     stdio: ['ignore', log, log],
@@ -189,11 +237,16 @@ async function waitReady(
     for (const node of record.nodes) {
       if (!pending.has(node.name)) continue;
       if (node.agentPid !== null && !processAlive(node.agentPid)) {
-        throw new LabError(`the agent of node ${node.name} exited:\n${tail(layout.agentLog(node.name), 20)}`);
+        throw new LabError(
+          `the agent of node ${node.name} exited:\n${tail(layout.agentLog(node.name), 20)}`,
+        );
       }
-      const status = await callAgent<AgentStatus>(layout.agentSocket(node.name), 'status', {}, 2000).catch(
-        () => null,
-      );
+      const status = await callAgent<AgentStatus>(
+        layout.agentSocket(node.name),
+        'status',
+        {},
+        2000,
+      ).catch(() => null);
       if (!status) continue;
       const readyPods = status.pods.filter((p) => p.ready).length;
       const line = `node ${node.name}: ${readyPods}/${status.pods.length} pods ready`;
@@ -207,7 +260,9 @@ async function waitReady(
     }
     if (pending.size === 0) break;
     if (Date.now() > deadline) {
-      throw new LabError(`timed out after ${timeoutMs} ms waiting for nodes ${[...pending].join(', ')}`);
+      throw new LabError(
+        `timed out after ${timeoutMs} ms waiting for nodes ${[...pending].join(', ')}`,
+      );
     }
     await new Promise((r) => setTimeout(r, 150));
   }
@@ -245,7 +300,10 @@ function tail(file: string, lines: number): string {
  * sure: signals only the recorded agent pids (after checking they are ours),
  * deletes every namespace the lab recorded, and removes the lab directory.
  */
-export async function labDown(layout: LabLayout, progress: (m: string) => void = () => undefined): Promise<boolean> {
+export async function labDown(
+  layout: LabLayout,
+  progress: (m: string) => void = () => undefined,
+): Promise<boolean> {
   const record = readLabRecord(layout);
   if (!record && !existsSync(layout.dir)) return false;
   const nodes = record?.nodes ?? [];
@@ -256,7 +314,8 @@ export async function labDown(layout: LabLayout, progress: (m: string) => void =
       const pid = node.agentPid;
       if (pid !== null && isOurAgent(pid, layout.lab, node.name)) {
         const deadline = Date.now() + 15_000;
-        while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+        while (processAlive(pid) && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 100));
         if (processAlive(pid)) process.kill(pid, 'SIGKILL');
       }
     }),

@@ -24,7 +24,11 @@ export const CLIENT_ADDRESS = '10.1.0.89';
 /** Docker's scheme for container MACs: 02:42 followed by the IPv4 address. */
 export function macForAddress(addr: string): string {
   const a = ipv4FromString(addr);
-  return ['02', '42', ...[24, 16, 8, 0].map((s) => ((a >>> s) & 0xff).toString(16).padStart(2, '0'))].join(':');
+  return [
+    '02',
+    '42',
+    ...[24, 16, 8, 0].map((s) => ((a >>> s) & 0xff).toString(16).padStart(2, '0')),
+  ].join(':');
 }
 
 export function labTopology(state: ClusterState): LabTopology {
@@ -32,7 +36,7 @@ export function labTopology(state: ClusterState): LabTopology {
   const first = ipv4FromString(state.nodes[0]!.internalIP);
   const network = (first & mask) >>> 0;
   for (const n of state.nodes) {
-    if (((ipv4FromString(n.internalIP) & mask) >>> 0) !== network) {
+    if ((ipv4FromString(n.internalIP) & mask) >>> 0 !== network) {
       throw new Error(
         `node ${n.name} (${n.internalIP}) is not on the underlay ${ipv4ToString(network)}/${UNDERLAY_PREFIX_LEN} of node ${state.nodes[0]!.name}: the netns lab has one underlay segment`,
       );
@@ -40,10 +44,15 @@ export function labTopology(state: ClusterState): LabTopology {
   }
   const routerUnderlay = ipv4ToString((network + 1) >>> 0);
   const clash = state.nodes.find((n) => n.internalIP === routerUnderlay);
-  if (clash) throw new Error(`node ${clash.name} uses ${routerUnderlay}, the lab router's underlay address`);
+  if (clash)
+    throw new Error(`node ${clash.name} uses ${routerUnderlay}, the lab router's underlay address`);
   return {
     underlay: { network: ipv4ToString(network), prefixLen: UNDERLAY_PREFIX_LEN },
-    nodes: state.nodes.map((n) => ({ name: n.name, address: n.internalIP, mac: macForAddress(n.internalIP) })),
+    nodes: state.nodes.map((n) => ({
+      name: n.name,
+      address: n.internalIP,
+      mac: macForAddress(n.internalIP),
+    })),
     router: { underlayAddress: routerUnderlay, clientAddress: ROUTER_CLIENT_ADDRESS },
     client: { address: CLIENT_ADDRESS, network: CLIENT_NETWORK, prefixLen: CLIENT_PREFIX_LEN },
   };

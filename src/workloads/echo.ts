@@ -59,7 +59,10 @@ function handleHttp(identity: EchoIdentity, req: IncomingMessage, res: ServerRes
     const url = new URL(req.url ?? '/', 'http://echo.invalid');
     const reply: EchoReply = {
       ...identity,
-      client: { address: stripV4Mapped(req.socket.remoteAddress), port: req.socket.remotePort ?? 0 },
+      client: {
+        address: stripV4Mapped(req.socket.remoteAddress),
+        port: req.socket.remotePort ?? 0,
+      },
       server: { address: stripV4Mapped(req.socket.localAddress), port: req.socket.localPort ?? 0 },
       protocol: 'http',
       method: req.method ?? '',
@@ -134,8 +137,7 @@ async function main(): Promise<void> {
   const echo = startEcho(identity, ports.length ? ports : [{ port: 8080, protocol: 'TCP' }]);
   await echo.ready;
   process.stdout.write(
-    JSON.stringify({ msg: 'listening', ports: ports.map((p) => `${p.port}/${p.protocol}`) }) +
-      '\n',
+    JSON.stringify({ msg: 'listening', ports: ports.map((p) => `${p.port}/${p.protocol}`) }) + '\n',
   );
   const stop = () => {
     echo.close();

@@ -17,7 +17,9 @@ export const cliPath = join(repoRoot, 'dist', 'src', 'cli', 'main.js');
 export const fixtures = join(repoRoot, 'test', 'integration', 'fixtures');
 
 export const isRoot = process.getuid?.() === 0;
-export const rootSkip = isRoot ? false : 'requires root (CAP_NET_ADMIN) to create network namespaces';
+export const rootSkip = isRoot
+  ? false
+  : 'requires root (CAP_NET_ADMIN) to create network namespaces';
 
 /** A unique lab name per test file, so a leftover of one run never collides with the next. */
 export function labName(prefix: string): string {
@@ -31,16 +33,28 @@ export interface CliResult {
 }
 
 /** Runs `kubewire --lab LAB ARGS…` and returns its exit code and output (never throws). */
-export async function kubewire(lab: string, args: string[], timeoutMs = 180_000): Promise<CliResult> {
+export async function kubewire(
+  lab: string,
+  args: string[],
+  timeoutMs = 180_000,
+): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await execFileAsync(process.execPath, [cliPath, '--lab', lab, ...args], {
-      timeout: timeoutMs,
-      maxBuffer: 64 * 1024 * 1024,
-    });
+    const { stdout, stderr } = await execFileAsync(
+      process.execPath,
+      [cliPath, '--lab', lab, ...args],
+      {
+        timeout: timeoutMs,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+    return {
+      code: typeof e.code === 'number' ? e.code : 1,
+      stdout: e.stdout ?? '',
+      stderr: e.stderr ?? '',
+    };
   }
 }
 
@@ -48,7 +62,9 @@ export async function kubewire(lab: string, args: string[], timeoutMs = 180_000)
 export async function kubewireOk(lab: string, args: string[], timeoutMs?: number): Promise<string> {
   const r = await kubewire(lab, args, timeoutMs);
   if (r.code !== 0) {
-    throw new Error(`kubewire ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
+    throw new Error(
+      `kubewire ${args.join(' ')} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`,
+    );
   }
   return r.stdout;
 }
@@ -62,13 +78,21 @@ export interface PodInfo {
 }
 
 export async function pods(lab: string, namespace = '-A'): Promise<PodInfo[]> {
-  const args = namespace === '-A' ? ['get', 'pods', '-A', '-o', 'json'] : ['get', 'pods', '-n', namespace, '-o', 'json'];
+  const args =
+    namespace === '-A'
+      ? ['get', 'pods', '-A', '-o', 'json']
+      : ['get', 'pods', '-n', namespace, '-o', 'json'];
   return JSON.parse(await kubewireOk(lab, args)) as PodInfo[];
 }
 
 /** Starts a long-running command (tcpdump…) inside a namespace; stop() ends it and returns its output. */
-export function startInNetns(netns: string, argv: string[]): { proc: ChildProcess; stop: () => Promise<string> } {
-  const proc = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function startInNetns(
+  netns: string,
+  argv: string[],
+): { proc: ChildProcess; stop: () => Promise<string> } {
+  const proc = spawn('ip', ['netns', 'exec', netns, ...argv], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));

@@ -33,7 +33,9 @@ describe('single-node lab', { skip: rootSkip, timeout: 300_000 }, () => {
   before(async () => {
     await kubewireOk(lab, ['up', manifests]);
     all = await pods(lab, 'demo');
-    const web = all.filter((p) => p.name.startsWith('web-')).sort((a, b) => a.name.localeCompare(b.name));
+    const web = all
+      .filter((p) => p.name.startsWith('web-'))
+      .sort((a, b) => a.name.localeCompare(b.name));
     assert.equal(web.length, 2, 'two Deployment replicas');
     [webA, webB] = web as [PodInfo, PodInfo];
     client = all.find((p) => p.name === 'client')!;
@@ -43,18 +45,29 @@ describe('single-node lab', { skip: rootSkip, timeout: 300_000 }, () => {
     await kubewire(lab, ['down']);
   });
 
-  const exec = (pod: PodInfo, cmd: string[]) => kubewire(lab, ['exec', '-n', pod.namespace, pod.name, '--', ...cmd]);
+  const exec = (pod: PodInfo, cmd: string[]) =>
+    kubewire(lab, ['exec', '-n', pod.namespace, pod.name, '--', ...cmd]);
 
   test('every pod is a ready netns with its own address', async () => {
     assert.equal(all.length, 4);
     for (const p of all) {
       assert.ok(p.status?.ready, `${p.name} ready`);
-      assert.match(p.ip, /^192\.168\.104\.(6[5-9]|[7-9]\d|1[01]\d|12[0-7])$/, `${p.name} in the node's block`);
+      assert.match(
+        p.ip,
+        /^192\.168\.104\.(6[5-9]|[7-9]\d|1[01]\d|12[0-7])$/,
+        `${p.name} in the node's block`,
+      );
       assert.ok(netnsList().includes(p.status!.netns), `netns ${p.status!.netns} exists`);
     }
     const wide = await kubewireOk(lab, ['get', 'pods', '-n', 'demo', '-o', 'wide']);
     assert.match(wide, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE$/m);
-    assert.match(wide, new RegExp(`^client\\s+1/1\\s+Running\\s+0\\s+\\S+\\s+${client.ip.replace(/\./g, '\\.')}\\s+node-1$`, 'm'));
+    assert.match(
+      wide,
+      new RegExp(
+        `^client\\s+1/1\\s+Running\\s+0\\s+\\S+\\s+${client.ip.replace(/\./g, '\\.')}\\s+node-1$`,
+        'm',
+      ),
+    );
     // The pod's side of the link, as Calico sets it up.
     const link = await exec(client, ['ip', '-o', 'addr', 'show', 'dev', 'eth0']);
     assert.match(link.stdout, new RegExp(`inet ${client.ip.replace(/\./g, '\\.')}/32`));
@@ -102,7 +115,17 @@ describe('single-node lab', { skip: rootSkip, timeout: 300_000 }, () => {
   });
 
   test('a process in the node root netns reaches a pod', async () => {
-    const r = await kubewire(lab, ['exec', '--host', 'node-1', '--', 'curl', '-sS', '--max-time', '5', `http://${client.ip}:8080/from-node`]);
+    const r = await kubewire(lab, [
+      'exec',
+      '--host',
+      'node-1',
+      '--',
+      'curl',
+      '-sS',
+      '--max-time',
+      '5',
+      `http://${client.ip}:8080/from-node`,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     const body = JSON.parse(r.stdout) as { client: { address: string }; path: string };
     assert.equal(body.client.address, '10.1.110.102', 'the node IP is the source');
@@ -123,7 +146,9 @@ describe('single-node lab', { skip: rootSkip, timeout: 300_000 }, () => {
   });
 
   test('a malformed-frame storm leaves the agent up, forwarding, and counting', async () => {
-    const before = JSON.parse(await kubewireOk(lab, ['stats', '--node', 'node-1', '-o', 'json'])) as {
+    const before = JSON.parse(
+      await kubewireOk(lab, ['stats', '--node', 'node-1', '-o', 'json']),
+    ) as {
       drops: Record<string, number>;
     };
     // 20,000 frames of garbage from a raw socket in pod A: random bytes, truncated
@@ -158,13 +183,17 @@ for i in range(20000):
 print(sent)
 `;
     const txPackets = async () =>
-      Number((await exec(webA, ['cat', '/sys/class/net/eth0/statistics/tx_packets'])).stdout.trim());
+      Number(
+        (await exec(webA, ['cat', '/sys/class/net/eth0/statistics/tx_packets'])).stdout.trim(),
+      );
     const txBefore = await txPackets();
     const r = await exec(webA, ['python3', '-c', storm]);
     assert.equal(r.code, 0, r.stderr);
     assert.ok(Number(r.stdout.trim()) > 19_000, `sent ${r.stdout}`);
     await sleep(500);
-    const stats = JSON.parse(await kubewireOk(lab, ['stats', '--node', 'node-1', '-o', 'json'])) as {
+    const stats = JSON.parse(
+      await kubewireOk(lab, ['stats', '--node', 'node-1', '-o', 'json']),
+    ) as {
       drops: Record<string, number>;
     };
     const total = (d: Record<string, number>) => Object.values(d).reduce((s, v) => s + v, 0);
@@ -173,9 +202,15 @@ print(sent)
     const delivered = (await txPackets()) - txBefore;
     const dropped = total(stats.drops) - total(before.drops);
     assert.ok(delivered > 5_000, `delivered ${delivered}`);
-    assert.ok(dropped >= delivered - 10, `dropped ${dropped} of ${delivered}: ${JSON.stringify(stats.drops)}`);
+    assert.ok(
+      dropped >= delivered - 10,
+      `dropped ${dropped} of ${delivered}: ${JSON.stringify(stats.drops)}`,
+    );
     for (const reason of ['foreign-mac', 'arp-malformed', 'ipv4-truncated', 'ipv4-malformed']) {
-      assert.ok((stats.drops[reason] ?? 0) > 1000, `${reason} counted: ${JSON.stringify(stats.drops)}`);
+      assert.ok(
+        (stats.drops[reason] ?? 0) > 1000,
+        `${reason} counted: ${JSON.stringify(stats.drops)}`,
+      );
     }
     // Still forwarding.
     const ping = await exec(webA, ['ping', '-c', '2', '-i', '0.2', '-W', '2', webB.ip]);
@@ -195,7 +230,8 @@ print(sent)
     await kubewireOk(lab, ['down']);
     const left = netnsList().filter((n) => n.startsWith(`${lab}-`));
     assert.deepEqual(left, []);
-    for (const ns of netnsBefore) assert.ok(!existsSync(join('/etc/netns', ns)), `/etc/netns/${ns} removed`);
+    for (const ns of netnsBefore)
+      assert.ok(!existsSync(join('/etc/netns', ns)), `/etc/netns/${ns} removed`);
     assert.ok(!existsSync(join(runDir, lab)), 'lab directory removed');
     const procs = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' })
       .split('\n')
@@ -203,6 +239,10 @@ print(sent)
     assert.deepEqual(procs, []);
     const links = execFileSync('ip', ['-br', 'link'], { encoding: 'utf8' });
     assert.doesNotMatch(links, /^cali/m);
-    assert.ok(readdirSync('/etc/netns', { withFileTypes: true }).every((d) => !d.name.startsWith(`${lab}-`)));
+    assert.ok(
+      readdirSync('/etc/netns', { withFileTypes: true }).every(
+        (d) => !d.name.startsWith(`${lab}-`),
+      ),
+    );
   });
 });
