@@ -3,9 +3,9 @@
  * controller consume them. Plain JSON data, derived purely from the manifests
  * (plus the set of nodes that are down, which removes their pods' endpoints).
  *
- * Producers: src/cluster/services.ts (validation, ClusterIP/NodePort allocation,
- * EndpointSlice-like derivation). Consumers: src/controllers (kube-proxy),
- * src/dns, src/ingress.
+ * Producers: src/cluster/services.ts (validation, ClusterIP/NodePort allocation) and
+ * src/cluster/endpoints.ts (EndpointSlice-like derivation: endpointsForService,
+ * allServiceEndpoints). Consumers: src/controllers (kube-proxy), src/dns, src/ingress.
  */
 
 export type ServiceType = 'ClusterIP' | 'NodePort' | 'LoadBalancer' | 'ExternalName';
@@ -61,13 +61,19 @@ export interface ServiceEndpoint {
   nodeName: string | null;
   podNamespace: string;
   podName: string;
-  /** Ready per the pod's state (running, on a node that is up). */
+  /**
+   * Ready per the pod's state (running, on a node that is up); always true when the
+   * Service has publishNotReadyAddresses. Not-ready endpoints are listed too.
+   */
   ready: boolean;
   /** Pod spec.hostname when spec.subdomain equals the Service's name (DNS <hostname>.<svc>...). */
   hostname?: string;
 }
 
-/** The endpoints of one Service port, sorted by IP then port. */
+/**
+ * The endpoints of one Service port, sorted by IP then port. A headless Service without
+ * ports has one entry with portName '' and servicePort 0 (endpoint ports 0).
+ */
 export interface ServicePortEndpoints {
   portName: string;
   protocol: ServiceProtocol;

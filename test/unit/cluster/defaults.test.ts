@@ -218,12 +218,11 @@ describe('defaults', () => {
       { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'metallb-system' } },
     );
     assert.deepEqual(
-      state.services.map((s) => s.metadata.name),
-      ['api', 'web'],
+      state.services.map((s) => `${s.namespace}/${s.name}`),
+      ['default/api', 'default/kubernetes', 'default/web'],
     );
-    assert.equal(state.services[1]!.metadata.namespace, 'default');
-    assert.deepEqual((state.services[1]!.spec as { ports: unknown[] }).ports, [
-      { port: 80, targetPort: 'http' },
+    assert.deepEqual(state.services[2]!.ports, [
+      { name: '', protocol: 'TCP', port: 80, targetPort: 'http', nodePort: null },
     ]);
     assert.equal(state.configMaps[0]!.metadata.namespace, 'kube-system');
     assert.equal(state.secrets.length, 1);

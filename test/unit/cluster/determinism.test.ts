@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { stringify } from 'yaml';
 import { buildClusterState, parseManifestText } from '../../../src/cluster/index.js';
-import { daemonSet, deployment, docs, ipPool, node, pod, shuffled } from './helpers.js';
+import { daemonSet, deployment, docs, ipPool, node, pod, service, shuffled } from './helpers.js';
 import { referenceLab } from './reference-lab.js';
 
 function manifests(): unknown[] {
@@ -28,6 +28,21 @@ function manifests(): unknown[] {
     { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'unsupported' } },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'b' }, data: { x: '1' } },
     { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'a' }, data: { x: '1' } },
+    service('web', { selector: { app: 'web' }, ports: [{ port: 80 }] }),
+    service(
+      'web',
+      { type: 'NodePort', selector: { app: 'api' }, ports: [{ port: 80 }] },
+      { namespace: 'shop' },
+    ),
+    service('lb', {
+      type: 'LoadBalancer',
+      externalTrafficPolicy: 'Local',
+      selector: { app: 'web' },
+      ports: [
+        { name: 'http', port: 80 },
+        { name: 'dns', port: 53, protocol: 'UDP' },
+      ],
+    }),
   ];
 }
 
@@ -75,6 +90,7 @@ describe('determinism', () => {
     sortedBy(state.nodes, (n) => n.name);
     sortedBy(state.pools, (p) => p.name);
     sortedBy(state.pods, (p) => `${p.namespace}\u0000${p.name}`);
+    sortedBy(state.services, (s) => `${s.namespace}\u0000${s.name}`);
     sortedBy(state.configMaps, (c) => `${c.metadata.namespace}\u0000${c.metadata.name}`);
     assert.deepEqual(state.namespaces, [...state.namespaces].sort());
   });

@@ -5,6 +5,7 @@ import {
   type ClusterState,
   type ManifestDocument,
   type PodState,
+  type ServiceState,
 } from '../../../src/cluster/index.js';
 
 /** Wraps objects as documents 1..n of one file. */
@@ -178,4 +179,32 @@ export function shuffled<T>(items: readonly T[], seed: number): T[] {
     [out[i], out[j]] = [out[j]!, out[i]!];
   }
   return out;
+}
+
+export function service(
+  name: string,
+  spec: Record<string, unknown>,
+  opts: {
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  } = {},
+): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name,
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      ...(opts.labels ? { labels: opts.labels } : {}),
+      ...(opts.annotations ? { annotations: opts.annotations } : {}),
+    },
+    spec,
+  };
+}
+
+export function findService(state: ClusterState, namespace: string, name: string): ServiceState {
+  const s = state.services.find((x) => x.namespace === namespace && x.name === name);
+  assert.ok(s, `service ${namespace}/${name} not found`);
+  return s;
 }

@@ -56,10 +56,15 @@ describe('the reference lab', () => {
     assert.deepEqual([db!.nodeName, db!.ip], ['worker-2', '192.168.8.223']);
   });
 
-  it('keeps the Services and MetalLB objects for later stages', () => {
+  it('Services at the lab addresses; MetalLB objects kept for later stages', () => {
     assert.deepEqual(
-      state.services.map((s) => `${s.metadata.namespace}/${s.metadata.name}`),
-      ['ingress-nginx/ingress-nginx-controller', 'kube-system/kube-dns'],
+      state.services.map((s) => [`${s.namespace}/${s.name}`, s.clusterIP]),
+      [
+        ['default/kubernetes', '10.96.0.1'],
+        ['ingress-nginx/ingress-nginx-controller', '10.96.179.211'],
+        ['kube-system/kube-dns', '10.96.0.10'],
+        ['wordpress/wordpress-db', '10.96.23.229'],
+      ],
     );
     assert.equal(state.metallb.ipAddressPools.length, 1);
     assert.equal(state.metallb.l2Advertisements.length, 1);

@@ -123,6 +123,16 @@ export function referenceLab(): Record<string, unknown>[] {
     wordpress('frontend', '192.168.8.222'),
     wordpress('db', '192.168.8.223'),
     {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'wordpress-db', namespace: 'wordpress' },
+      spec: {
+        clusterIP: '10.96.23.229',
+        selector: { app: 'db' },
+        ports: [{ name: 'mysql', port: 3306, targetPort: 80 }],
+      },
+    },
+    {
       apiVersion: 'metallb.io/v1beta1',
       kind: 'IPAddressPool',
       metadata: { name: 'lab', namespace: 'metallb-system' },
