@@ -1,86 +1,161 @@
 /**
- * Forwarding benchmark (issue 2): pod → pod through one agent, side by side in
- * one run with the kernel path (two netns joined by a veth pair).
+ * Forwarding benchmark (issues 2 and 3), side by side in one run:
+ *
+ *   same node:   pod → agent → pod          vs  two netns joined by a veth pair
+ *   cross node:  pod → agent → IPIP → agent → pod  vs  two netns on a bridge (no encapsulation)
  *
  *   sudo node dist/bench/forwarding.js [--seconds 5]
  *
- * Measures iperf3 TCP throughput, small-packet rate (iperf3 UDP, 64-byte
- * payloads, unlimited rate: packets received per second) and ping RTT p50.
- * Everything runs inside namespaces this script creates and removes.
+ * For each path: iperf3 TCP throughput; small packets (hping3 --flood, 18-byte
+ * UDP payloads) counted at the receiver's eth0, with the CPU the agents used,
+ * so the agents' capacity per core can be read off when the generator, not the
+ * agent, is the limit; ping RTT p50. Everything runs in namespaces this script
+ * creates and removes; nothing leaves them.
  */
 import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const cli = join(root, 'dist', 'src', 'cli', 'main.js');
-const lab = 'kwbench';
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
 const seconds = Number(values.seconds);
+const CLK_TCK = 100;
 
 interface PathResult {
   tcpGbps: number;
-  udpPps: number;
-  udpLossPct: number;
+  pps: number;
+  /** CPU seconds the agents used per second during the small-packet run (1.0 = one core). */
+  agentCpu: number | null;
   pingP50Ms: number;
 }
 
 const sh = (cmd: string, args: string[]) =>
-  execFileSync(cmd, args, { encoding: 'utf8', maxBuffer: 1 << 26 });
+  execFileSync(cmd, args, {
+    encoding: 'utf8',
+    maxBuffer: 1 << 26,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
 const inNs = (ns: string, args: string[]) => sh('ip', ['netns', 'exec', ns, ...args]);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function measure(clientNs: string, serverNs: string, serverIp: string): Promise<PathResult> {
+function cpuTicks(pids: number[]): number {
+  let sum = 0;
+  for (const pid of pids) {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    sum += Number(fields[11]) + Number(fields[12]); // utime + stime
+  }
+  return sum;
+}
+
+async function measure(
+  clientNs: string,
+  serverNs: string,
+  serverIp: string,
+  agentPids: number[],
+): Promise<PathResult> {
   const server = spawn('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-p', '5201'], {
     stdio: 'ignore',
   });
-  await new Promise((r) => setTimeout(r, 500));
+  await sleep(500);
   try {
     const tcp = JSON.parse(
       inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J']),
     ) as {
       end: { sum_received: { bits_per_second: number } };
     };
-    const udp = JSON.parse(
-      inNs(clientNs, [
-        'iperf3',
-        '-c',
-        serverIp,
-        '-u',
-        '-b',
-        '0',
-        '-l',
-        '64',
-        '-t',
+    const rx = () =>
+      Number(inNs(serverNs, ['cat', '/sys/class/net/eth0/statistics/rx_packets']).trim());
+    const rx0 = rx();
+    const cpu0 = cpuTicks(agentPids);
+    const t0 = process.hrtime.bigint();
+    try {
+      sh('timeout', [
         String(seconds),
-        '-J',
-      ]),
-    ) as { end: { sum: { packets: number; lost_packets: number; seconds: number } } };
-    const pingTimes = inNs(clientNs, ['ping', '-c', '200', '-i', '0.005', '-n', serverIp])
+        'ip',
+        'netns',
+        'exec',
+        clientNs,
+        'hping3',
+        '--flood',
+        '-q',
+        '-2',
+        '-p',
+        '9',
+        '-d',
+        '18',
+        serverIp,
+      ]);
+    } catch {
+      /* timeout ends hping3 with a non-zero status */
+    }
+    await sleep(200);
+    const elapsed = Number(process.hrtime.bigint() - t0) / 1e9;
+    const pps = (rx() - rx0) / elapsed;
+    const agentCpu = agentPids.length ? (cpuTicks(agentPids) - cpu0) / CLK_TCK / elapsed : null;
+    const times = inNs(clientNs, ['ping', '-c', '200', '-i', '0.005', '-n', serverIp])
       .split('\n')
       .map((l) => /time=([\d.]+) ms/.exec(l)?.[1])
       .filter((x): x is string => x !== undefined)
       .map(Number)
       .sort((a, b) => a - b);
-    const s = udp.end.sum;
     return {
       tcpGbps: tcp.end.sum_received.bits_per_second / 1e9,
-      udpPps: (s.packets - s.lost_packets) / s.seconds,
-      udpLossPct: (100 * s.lost_packets) / Math.max(1, s.packets),
-      pingP50Ms: pingTimes[Math.floor(pingTimes.length / 2)] ?? NaN,
+      pps,
+      agentCpu,
+      pingP50Ms: times[Math.floor(times.length / 2)] ?? NaN,
     };
   } finally {
     server.kill('SIGTERM');
   }
 }
 
-async function kernelPath(): Promise<PathResult> {
-  const a = 'kwbench-veth-a';
-  const b = 'kwbench-veth-b';
+/** Two namespaces joined by a veth pair, or each by a veth to a bridge in a third. */
+async function kernelPath(bridged: boolean): Promise<PathResult> {
+  const a = 'kwbench-k-a';
+  const b = 'kwbench-k-b';
+  const br = 'kwbench-k-br';
+  const all = bridged ? [a, b, br] : [a, b];
   try {
-    sh('ip', ['netns', 'add', a]);
-    sh('ip', ['netns', 'add', b]);
-    sh('ip', ['-n', a, 'link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', b]);
+    for (const ns of all) sh('ip', ['netns', 'add', ns]);
+    if (bridged) {
+      sh('ip', ['-n', br, 'link', 'add', 'br0', 'type', 'bridge']);
+      sh('ip', ['-n', br, 'link', 'set', 'br0', 'up']);
+      for (const [i, ns] of [a, b].entries()) {
+        sh('ip', [
+          '-n',
+          br,
+          'link',
+          'add',
+          `p${i}`,
+          'type',
+          'veth',
+          'peer',
+          'name',
+          'eth0',
+          'netns',
+          ns,
+        ]);
+        sh('ip', ['-n', br, 'link', 'set', `p${i}`, 'master', 'br0', 'up']);
+      }
+    } else {
+      sh('ip', [
+        '-n',
+        a,
+        'link',
+        'add',
+        'eth0',
+        'type',
+        'veth',
+        'peer',
+        'name',
+        'eth0',
+        'netns',
+        b,
+      ]);
+    }
     for (const [ns, addr] of [
       [a, '10.200.0.1/24'],
       [b, '10.200.0.2/24'],
@@ -89,9 +164,9 @@ async function kernelPath(): Promise<PathResult> {
       sh('ip', ['-n', ns, 'link', 'set', 'eth0', 'mtu', '1480', 'up']);
       sh('ip', ['-n', ns, 'addr', 'add', addr, 'dev', 'eth0']);
     }
-    return await measure(a, b, '10.200.0.2');
+    return await measure(a, b, '10.200.0.2', []);
   } finally {
-    for (const ns of [a, b]) {
+    for (const ns of all) {
       try {
         sh('ip', ['netns', 'del', ns]);
       } catch {
@@ -101,8 +176,8 @@ async function kernelPath(): Promise<PathResult> {
   }
 }
 
-async function agentPath(): Promise<PathResult> {
-  sh(process.execPath, [cli, '--lab', lab, 'up', join(root, 'bench', 'fixtures', 'forwarding')]);
+async function agentPath(lab: string, manifests: string[]): Promise<PathResult> {
+  sh(process.execPath, [cli, '--lab', lab, 'up', ...manifests]);
   try {
     const pods = JSON.parse(
       sh(process.execPath, [cli, '--lab', lab, 'get', 'pods', '-o', 'json']),
@@ -110,22 +185,45 @@ async function agentPath(): Promise<PathResult> {
       name: string;
       ip: string;
     }[];
+    const record = JSON.parse(readFileSync(`/run/kubewire/${lab}/lab.json`, 'utf8')) as {
+      nodes: { agentPid: number }[];
+    };
     const receiver = pods.find((p) => p.name === 'receiver')!;
-    return await measure(`${lab}-default.sender`, `${lab}-default.receiver`, receiver.ip);
+    return await measure(
+      `${lab}-default.sender`,
+      `${lab}-default.receiver`,
+      receiver.ip,
+      record.nodes.map((n) => n.agentPid),
+    );
   } finally {
     sh(process.execPath, [cli, '--lab', lab, 'down']);
   }
 }
 
-const kernel = await kernelPath();
-const agent = await agentPath();
-const row = (name: string, r: PathResult) =>
-  `| ${name} | ${r.tcpGbps.toFixed(2)} | ${Math.round(r.udpPps).toLocaleString('en')} | ${r.udpLossPct.toFixed(1)}% | ${r.pingP50Ms.toFixed(3)} |`;
-console.log(`forwarding benchmark, ${seconds} s per measurement, ${new Date().toISOString()}`);
-console.log('| path | iperf3 TCP Gbit/s | UDP 64 B pps received | UDP loss | ping p50 ms |');
-console.log('|---|---|---|---|---|');
-console.log(row('kernel veth (baseline)', kernel));
-console.log(row('kubewire agent', agent));
+const fx = join(root, 'bench', 'fixtures');
+const rows: [string, PathResult][] = [
+  ['same node: kernel veth pair', await kernelPath(false)],
+  ['same node: kubewire agent', await agentPath('kwbench1', [join(fx, 'forwarding-single')])],
+  ['cross node: kernel veth + bridge', await kernelPath(true)],
+  [
+    'cross node: kubewire IPIP (2 agents)',
+    await agentPath('kwbench2', [
+      join(root, 'nodes'),
+      join(root, 'compose', 'manifests', '00-cluster.yaml'),
+      join(fx, 'forwarding'),
+    ]),
+  ],
+];
 console.log(
-  `| ratio agent/kernel | ${(agent.tcpGbps / kernel.tcpGbps).toFixed(3)} | ${(agent.udpPps / kernel.udpPps).toFixed(3)} | | ${(agent.pingP50Ms / kernel.pingP50Ms).toFixed(2)}× |`,
+  `forwarding benchmark: ${seconds} s per measurement, ${new Date().toISOString()}, ${sh('nproc', []).trim()} cores`,
 );
+console.log(
+  '| path | iperf3 TCP Gbit/s | small packets pps (received) | agent CPU (cores) | pps per agent core | ping p50 ms |',
+);
+console.log('|---|---|---|---|---|---|');
+for (const [name, r] of rows) {
+  const perCore = r.agentCpu ? Math.round(r.pps / r.agentCpu).toLocaleString('en') : '';
+  console.log(
+    `| ${name} | ${r.tcpGbps.toFixed(2)} | ${Math.round(r.pps).toLocaleString('en')} | ${r.agentCpu?.toFixed(2) ?? ''} | ${perCore} | ${r.pingP50Ms.toFixed(3)} |`,
+  );
+}
