@@ -17,6 +17,7 @@ import {
   ICMP_TIME_EXCEEDED,
   IcmpView,
   emitIcmpError,
+  icmpErrorAllowed,
   turnEchoRequestIntoReply,
 } from '../packet/icmp.js';
 import { ParseResult } from '../packet/errors.js';
@@ -52,7 +53,8 @@ class IcmpRateLimiter {
   private lastMs = 0;
   allow(nowMs: number): boolean {
     if (nowMs !== this.lastMs) {
-      this.tokens = Math.min(50, this.tokens + (nowMs - this.lastMs));
+      // Date.now() may step backwards (NTP): that must not drain the bucket.
+      if (nowMs > this.lastMs) this.tokens = Math.min(50, this.tokens + (nowMs - this.lastMs));
       this.lastMs = nowMs;
     }
     if (this.tokens < 1) return false;
@@ -165,12 +167,14 @@ export class Forwarder {
       return this.drops.count(DropReason.ArpMalformed);
     const senderIp = arp.senderIp;
     const targetIp = arp.targetIp;
-    if (senderIp !== 0) {
+    const answer = arp.op === ARP_OP_REQUEST && this.answersArpFor(inIf, targetIp);
+    // As Linux (arp_accept=0): a request we answer creates the sender's entry; any other
+    // ARP only updates an entry that exists.
+    if (senderIp !== 0 && (answer || this.neighbours.get(inIf, senderIp) !== undefined)) {
       const waiting = this.neighbours.learn(inIf, senderIp, buf, off + 8, this.nowMs);
       if (waiting) this.releaseQueue(waiting);
     }
-    if (arp.op !== ARP_OP_REQUEST) return;
-    if (!this.answersArpFor(inIf, targetIp)) return;
+    if (!answer) return;
     // Reply to the requester: from our MAC, for the target address.
     const o = this.allocScratch(ETH_HEADER_LEN + ARP_LEN);
     if (o < 0) return;
@@ -216,13 +220,35 @@ export class Forwarder {
       );
     }
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
+    if (this.martian(ip)) return;
     const dst = ip.dst;
     const local = this.local.get(dst);
     if (local !== undefined) {
       if (ip.protocol === IPPROTO_IPIP && inIf.kind === 'underlay') return this.decapsulate(buf);
       return this.deliverLocal(inIf, local, buf, off);
     }
+    // Linux forwards only frames sent to its own MAC (ip_forward: pkt_type PACKET_HOST).
+    if (this.eth.dstIsMulticast) return this.drops.count(DropReason.Multicast);
     this.forward(inIf, buf, off);
+  }
+
+  /**
+   * Addresses ip_route_input_slow() refuses: limited broadcast and multicast
+   * destinations are never routed (no multicast routing; nothing local listens),
+   * and 0/8, 127/8, multicast or broadcast sources are martians. Counts the drop.
+   */
+  private martian(ip: Ipv4View): boolean {
+    const dst = ip.dst;
+    if (dst === 0xffffffff || dst >>> 28 === 0xe) {
+      this.drops.count(DropReason.Multicast);
+      return true;
+    }
+    const src = ip.src;
+    if (src === 0xffffffff || src >>> 28 === 0xe || src >>> 24 === 0 || src >>> 24 === 127) {
+      this.drops.count(DropReason.Martian);
+      return true;
+    }
+    return false;
   }
 
   /**
@@ -249,6 +275,7 @@ export class Forwarder {
     }
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (ip.protocol === IPPROTO_IPIP) return this.drops.count(DropReason.IpipNested);
+    if (this.martian(ip)) return;
     const local = this.local.get(ip.dst);
     if (local !== undefined) return this.deliverLocal(tunnel, local, buf, innerOff);
     this.forward(tunnel, buf, innerOff);
@@ -448,13 +475,7 @@ export class Forwarder {
    */
   private sendIcmpError(inIf: NetInterface, type: number, code: number, mtu: number): void {
     const orig = this.ip;
-    if (orig.fragmentOffset !== 0) return;
-    if (orig.src === 0 || orig.src === 0xffffffff) return;
-    if (orig.protocol === IPPROTO_ICMP) {
-      const icmp = this.icmp;
-      if (icmp.wrap(orig.buf, orig.payloadOffset, orig.payloadLength) !== ParseResult.Ok) return;
-      if (icmp.type !== 0 && icmp.type !== 8 && icmp.type !== 13 && icmp.type !== 14) return; // only about queries
-    }
+    if (!icmpErrorAllowed(orig)) return;
     if (!this.icmpLimiter.allow(this.nowMs)) return;
     const quoted = Math.min(orig.totalLength, ICMP_ERROR_MAX_IP_LEN - 20 - 8);
     // Room in front for a link header and, if it leaves through tunl0, the outer IP header.
@@ -472,7 +493,7 @@ export class Forwarder {
       ttl: DEFAULT_TTL,
       id: 0,
       dontFragment: false,
-      tos: 0xc0, // Linux sends ICMP errors with IPTOS_PREC_INTERNETCONTROL
+      tos: (orig.tos & 0x1e) | 0xc0, // Linux: RT_TOS(tos) | IPTOS_PREC_INTERNETCONTROL
       payloadLength: icmpLen,
     });
     if (this.scratchIp.wrap(this.scratch, ipOff, 20 + icmpLen) !== ParseResult.Ok) return;

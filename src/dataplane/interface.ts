@@ -67,7 +67,6 @@ export class NetInterface {
     this.txOffsets[this.txCount * 2] = offset;
     this.txOffsets[this.txCount * 2 + 1] = length;
     this.txCount++;
-    this.counters.txBytes += length;
     this.dirty = true;
   }
 
@@ -90,5 +89,7 @@ export class NetInterface {
     }
     this.counters.txPackets += written;
     this.counters.txDropped += count - written;
+    // Bytes of the frames written (the device stops at the first it refuses).
+    for (let i = 0; i < written; i++) this.counters.txBytes += this.txOffsets[i * 2 + 1]!;
   }
 }

@@ -119,7 +119,11 @@ export class NeighbourTable {
             n.updatedAtMs = nowMs;
             failed.push({ ...n, queue: n.queue });
             n.queue = [];
-          } else if (nowMs - n.updatedAtMs >= ARP_RETRANS_MS || n.probes === 0) {
+          } else if (
+            nowMs - n.updatedAtMs >= ARP_RETRANS_MS ||
+            nowMs < n.updatedAtMs || // the clock stepped back
+            n.probes === 0
+          ) {
             n.probes++;
             n.updatedAtMs = nowMs;
             probe(n);

@@ -99,11 +99,11 @@ export class RouteTable {
     return undefined;
   }
 
-  /** Routes in the order `ip route` prints them (by destination, then prefix length). */
+  /** Routes in the order `ip route` prints them: by destination, then longest prefix first. */
   all(): Route[] {
     const out: Route[] = [];
     for (const map of this.byLength) if (map) out.push(...map.values());
-    return out.sort((a, b) => a.dst - b.dst || a.prefixLen - b.prefixLen);
+    return out.sort((a, b) => a.dst - b.dst || b.prefixLen - a.prefixLen);
   }
 
   private reindexLengths(): void {
@@ -130,7 +130,8 @@ export function formatRoute(route: Route): string {
   if (route.proto !== 'boot') parts.push('proto', route.proto);
   if (route.scope !== 'universe') parts.push('scope', route.scope);
   if (route.src) parts.push('src', ipv4ToString(route.src));
-  if (route.mtu) parts.push('mtu', String(route.mtu));
+  // iproute2 prints the flags (onlink) before the metrics (mtu).
   if (route.onlink) parts.push('onlink');
+  if (route.mtu) parts.push('mtu', String(route.mtu));
   return parts.join(' ');
 }

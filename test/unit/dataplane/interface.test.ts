@@ -1,0 +1,131 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { DropCounters, DropReason, dropReasonNames } from '../../../src/dataplane/drops.js';
+import { NetInterface } from '../../../src/dataplane/interface.js';
+import { CALI_MAC, RecordingSink, makeInterface } from './helpers.js';
+
+function frames(n: number, size: number): Buffer {
+  const b = Buffer.alloc(n * size);
+  for (let i = 0; i < n; i++) b.fill(i & 0xff, i * size, (i + 1) * size);
+  return b;
+}
+
+describe('NetInterface', () => {
+  it('queues views into the caller’s buffer and writes them in one batch on flush', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const buf = frames(3, 60);
+    dev.enqueue(buf, 0, 60);
+    dev.enqueue(buf, 120, 50);
+    assert.equal(dev.dirty, true);
+    assert.equal(sink.sent.length, 0, 'nothing written before flush');
+    dev.flush();
+    assert.equal(dev.dirty, false);
+    assert.equal(sink.batches, 1);
+    assert.deepEqual(
+      sink.sent.map((f) => [f.from === buf, f.offset, f.bytes.length, f.bytes[0]]),
+      [
+        [true, 0, 60, 0],
+        [true, 120, 50, 2],
+      ],
+    );
+    assert.deepEqual(dev.counters, {
+      rxPackets: 0,
+      rxBytes: 0,
+      txPackets: 2,
+      txBytes: 110,
+      txDropped: 0,
+    });
+    dev.flush();
+    assert.equal(sink.batches, 1, 'an empty flush writes nothing');
+  });
+
+  it('a different buffer, or a full batch (256), flushes what was queued first', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const a = frames(300, 64);
+    const b = frames(1, 64);
+    dev.enqueue(a, 0, 64);
+    dev.enqueue(b, 0, 64);
+    assert.equal(sink.batches, 1);
+    dev.flush();
+    assert.equal(sink.batches, 2);
+    for (let i = 0; i < 300; i++) dev.enqueue(a, i * 64, 64);
+    assert.equal(sink.batches, 3, 'the 257th frame flushed the first 256');
+    dev.flush();
+    assert.equal(sink.batches, 4);
+    assert.equal(sink.sent.length, 302);
+    assert.deepEqual(
+      sink.sent.slice(2).map((f) => f.bytes[0]),
+      Array.from({ length: 300 }, (_, i) => i & 0xff),
+    );
+    assert.equal(dev.counters.txPackets, 302);
+    assert.equal(dev.counters.txBytes, 302 * 64);
+  });
+
+  it('down, or without a device, queued frames are dropped and counted', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    dev.up = false;
+    dev.enqueue(frames(2, 60), 0, 60);
+    dev.enqueue(frames(2, 60), 60, 60);
+    dev.flush();
+    assert.equal(sink.batches, 0);
+    const bare = new NetInterface(2, 'cali2', 'pod', CALI_MAC, 1480, null);
+    bare.enqueue(frames(1, 60), 0, 60);
+    bare.flush();
+    for (const d of [dev, bare]) {
+      assert.equal(d.counters.txPackets, 0);
+      assert.equal(d.counters.txBytes, 0, 'bytes count only what was written');
+    }
+    assert.equal(dev.counters.txDropped, 2);
+    assert.equal(bare.counters.txDropped, 1);
+  });
+
+  it('frames the device refuses or a throwing write are counted as tx drops, not tx bytes', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const buf = frames(3, 100);
+    sink.accept = 1; // EAGAIN after the first frame
+    dev.enqueue(buf, 0, 100);
+    dev.enqueue(buf, 100, 70);
+    dev.enqueue(buf, 200, 80);
+    dev.flush();
+    assert.deepEqual(dev.counters, {
+      rxPackets: 0,
+      rxBytes: 0,
+      txPackets: 1,
+      txBytes: 100,
+      txDropped: 2,
+    });
+    sink.accept = Infinity;
+    sink.fail = true;
+    dev.enqueue(buf, 0, 100);
+    dev.flush();
+    assert.equal(dev.counters.txDropped, 3);
+    assert.equal(dev.counters.txBytes, 100);
+    assert.equal(dev.dirty, false);
+  });
+
+  it('RecordingSink.write keeps a copy', () => {
+    const sink = new RecordingSink();
+    const b = Buffer.from([1, 2, 3, 4]);
+    assert.equal(sink.write(b, 1, 2), true);
+    b.fill(0);
+    assert.deepEqual([...sink.take()[0]!], [2, 3]);
+  });
+});
+
+describe('DropCounters', () => {
+  it('counts by reason, totals, and names only non-zero counters', () => {
+    const d = new DropCounters();
+    assert.equal(dropReasonNames.length, Object.keys(DropReason).length);
+    assert.deepEqual(d.toJSON(), {});
+    d.count(DropReason.NoRoute);
+    d.count(DropReason.NoRoute);
+    d.count(DropReason.Martian);
+    assert.equal(d.total(), 3);
+    assert.deepEqual(d.toJSON(), { 'no-route': 2, 'martian-source': 1 });
+    // Every reason has a distinct name.
+    assert.equal(new Set(dropReasonNames).size, dropReasonNames.length);
+    for (const [k, v] of Object.entries(DropReason)) {
+      assert.ok(dropReasonNames[v], `${k} has a name`);
+    }
+  });
+});
