@@ -12,6 +12,7 @@ import { formatNeighbour } from '../dataplane/neighbours.js';
 import { formatRoute } from '../dataplane/routes.js';
 import { ipv4FromString, ipv4ToString, macFromString, parseCidr } from '../packet/addr.js';
 import { TapDevice } from '../tap/index.js';
+import { AGENT_VNET_HDR, openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import { ControlServer, StreamReply } from './control.js';
@@ -75,7 +76,7 @@ export class NodeAgent {
     /** The node's uplink to take over; null for a node without one (a lone netns). */
     private readonly underlayDev: string | null = 'eth0',
   ) {
-    this.forwarder = new Forwarder(logger);
+    this.forwarder = new Forwarder(logger, AGENT_VNET_HDR);
   }
 
   async start(): Promise<void> {
@@ -107,7 +108,7 @@ export class NodeAgent {
     fwd.primaryAddress = nodeIp;
     await ip(['link', 'set', 'dev', 'lo', 'up']);
     await ip(['link', 'del', 'dev', HOST_LINK]).catch(() => undefined);
-    const tap = TapDevice.open(HOST_LINK);
+    const tap = openAgentTap(HOST_LINK);
     this.hostTap = tap;
     await ip([
       'link',

@@ -5,6 +5,7 @@ import { ipv4FromString, macFromString } from '../packet/addr.js';
 import { NetInterface } from '../dataplane/interface.js';
 import type { Forwarder } from '../dataplane/forwarder.js';
 import { TapDevice } from '../tap/index.js';
+import { openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import type { LabLayout } from './lab-layout.js';
@@ -74,7 +75,7 @@ export class PodRuntime {
 
     // The TAP is created here, in the node's namespace, then moved into the pod and
     // renamed eth0: the agent's descriptor stays attached to it across the move.
-    const tap = TapDevice.open(pod.vethName);
+    const tap = openAgentTap(pod.vethName);
     this.tap = tap;
     await ip(['link', 'set', 'dev', pod.vethName, 'netns', ns]);
     await ip(['link', 'set', 'dev', pod.vethName, 'name', 'eth0'], ns);

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-import { TapDevice } from '../tap/index.js';
+import type { TapDevice } from '../tap/index.js';
+import { openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 
 /** The agent's end of the redirected uplink. */
@@ -65,7 +66,7 @@ export async function takeOverUnderlay(
   }
 
   await ip(['link', 'del', 'dev', UPLINK_TAP]).catch(() => undefined);
-  const tap = TapDevice.open(UPLINK_TAP);
+  const tap = openAgentTap(UPLINK_TAP);
   await ip([
     'link',
     'set',

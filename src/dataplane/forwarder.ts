@@ -8,6 +8,7 @@ import {
 import { ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, emitArp } from '../packet/arp.js';
 import { IPPROTO_ICMP, IPPROTO_IPIP, Ipv4View, emitIpv4Header } from '../packet/ipv4.js';
 import { IPIP_OVERHEAD, ipipEncapsulate } from '../packet/ipip.js';
+import { gsoSize, moveVnetHeader } from './vnet.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REQUEST,
@@ -102,9 +103,18 @@ export class Forwarder {
   private nowMs = Date.now();
   private internalErrorsLogged = 0;
 
-  constructor(private readonly logger: Logger) {}
+  /**
+   * @param vnetHdr bytes of virtio-net header in front of every frame (10 when the
+   *   TAPs are opened with IFF_VNET_HDR for checksum and segmentation offload, else 0).
+   *   It travels with the frame: see vnet.ts.
+   */
+  constructor(
+    private readonly logger: Logger,
+    readonly vnetHdr = 0,
+  ) {}
 
   addInterface(dev: NetInterface): void {
+    dev.vnetHdr = this.vnetHdr;
     this.interfaces.push(dev);
   }
 
@@ -118,9 +128,10 @@ export class Forwarder {
   /** Entry point for a TAP's read batch. Never throws: failures are counted. */
   receiveBatch(inIf: NetInterface, buf: Buffer, offsets: Uint32Array, count: number): void {
     this.nowMs = Date.now();
+    const v = this.vnetHdr;
     for (let i = 0; i < count; i++) {
-      const off = offsets[i * 2]!;
-      const len = offsets[i * 2 + 1]!;
+      const off = offsets[i * 2]! + v;
+      const len = offsets[i * 2 + 1]! - v;
       try {
         this.receiveFrame(inIf, buf, off, len);
       } catch (err) {
@@ -143,6 +154,7 @@ export class Forwarder {
   receiveFrame(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
     inIf.counters.rxPackets++;
     inIf.counters.rxBytes += len;
+    if (len < 0) return this.drops.count(DropReason.EthTruncated);
     if (inIf.capture !== null) inIf.capture(buf, off, len);
     const eth = this.eth;
     if (eth.wrap(buf, off, len) !== ParseResult.Ok)
@@ -176,8 +188,7 @@ export class Forwarder {
     }
     if (!answer) return;
     // Reply to the requester: from our MAC, for the target address.
-    const o = this.allocScratch(ETH_HEADER_LEN + ARP_LEN);
-    if (o < 0) return;
+    const o = this.allocFrame(ETH_HEADER_LEN + ARP_LEN, 0);
     emitEthernetHeader(this.scratch, o, buf.subarray(off + 8, off + 14), inIf.mac, ETHERTYPE_ARP);
     emitArp(
       this.scratch,
@@ -262,8 +273,14 @@ export class Forwarder {
     if (!tunnel || !this.tunnelPeers.has(ip.src))
       return this.drops.count(DropReason.IpipUnknownSource);
     if (ip.isFragment) return this.drops.count(DropReason.Ipv4Fragment);
+    const outerOff = ip.offset;
     const innerOff = ip.payloadOffset;
     const innerLen = ip.payloadLength;
+    const v = this.vnetHdr;
+    if (v > 0) {
+      const delta = innerOff - outerOff;
+      moveVnetHeader(buf, outerOff - ETH_HEADER_LEN - v, innerOff - ETH_HEADER_LEN - v, -delta);
+    }
     tunnel.counters.rxPackets++;
     tunnel.counters.rxBytes += innerLen;
     if (tunnel.capture !== null) tunnel.capture(buf, innerOff, innerLen);
@@ -327,7 +344,7 @@ export class Forwarder {
     }
     const dev = route.dev!;
     const mtu = route.mtu || dev.mtu;
-    if (ip.totalLength > mtu) {
+    if (ip.totalLength > mtu && !this.gsoSegmentsFit(ip, mtu)) {
       if (ip.dontFragment) {
         this.sendIcmpError(inIf, ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, mtu);
       }
@@ -335,6 +352,19 @@ export class Forwarder {
     }
     ip.decrementTtl();
     this.transmit(dev, route.via || ip.dst, buf, off, ip.totalLength);
+  }
+
+  /**
+   * A GSO packet (a TCP segment of up to 64 KiB the kernel offloaded to us) is
+   * sent as segments of gso_size: what must fit the MTU is one segment's
+   * headers plus gso_size, as Linux's skb_gso_validate_network_len.
+   */
+  private gsoSegmentsFit(ip: Ipv4View, mtu: number): boolean {
+    if (this.vnetHdr === 0) return false;
+    const seg = gsoSize(ip.buf, ip.offset - ETH_HEADER_LEN - this.vnetHdr);
+    if (seg === 0 || ip.protocol !== 6) return false;
+    const tcpHeaderLen = (ip.buf[ip.payloadOffset + 12]! >>> 4) * 4;
+    return ip.headerLength + tcpHeaderLen + seg <= mtu;
   }
 
   /**
@@ -401,6 +431,13 @@ export class Forwarder {
       return this.drops.count(DropReason.Ipv4Malformed);
     if (tunnel.capture !== null) tunnel.capture(buf, ipOff, ipLen);
     this.ipId = (this.ipId + 1) & 0xffff;
+    const v = this.vnetHdr;
+    if (ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v < 0) return this.drops.count(DropReason.InternalError);
+    // The virtio header moves out of the way first: the outer IP header overwrites its old place.
+    if (v > 0) {
+      const to = ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v;
+      moveVnetHeader(buf, ipOff - ETH_HEADER_LEN - v, to, IPIP_OVERHEAD);
+    }
     const outerOff = ipipEncapsulate(inner, this.primaryAddress, remote, this.ipId, DEFAULT_TTL);
     if (outerOff < ETH_HEADER_LEN) return this.drops.count(DropReason.InternalError);
     tunnel.counters.txPackets++;
@@ -423,8 +460,10 @@ export class Forwarder {
     if (n.queue.length >= UNRESOLVED_QUEUE_MAX)
       return this.drops.count(DropReason.NeighbourQueueFull);
     // The packet must outlive this batch: keep a copy with room for the link header.
-    const copy = Buffer.allocUnsafe(ipLen + ETH_HEADER_LEN);
-    buf.copy(copy, ETH_HEADER_LEN, ipOff, ipOff + ipLen);
+    // (with the virtio header, which carries the packet's offload state)
+    const head = ETH_HEADER_LEN + this.vnetHdr;
+    const copy = Buffer.allocUnsafe(ipLen + head);
+    buf.copy(copy, 0, ipOff - head, ipOff + ipLen);
     n.queue.push(copy);
     if (n.probes === 0) {
       n.probes = 1;
@@ -437,14 +476,14 @@ export class Forwarder {
     const queue = n.queue;
     n.queue = [];
     for (const pkt of queue) {
-      emitEthernetHeader(pkt, 0, n.mac!, n.dev.mac, ETHERTYPE_IPV4);
-      n.dev.enqueue(pkt, 0, pkt.length);
+      const v = this.vnetHdr;
+      emitEthernetHeader(pkt, v, n.mac!, n.dev.mac, ETHERTYPE_IPV4);
+      n.dev.enqueue(pkt, v, pkt.length - v);
     }
   }
 
   sendArpProbe(n: Neighbour): void {
-    const o = this.allocScratch(ETH_HEADER_LEN + ARP_LEN);
-    if (o < 0) return;
+    const o = this.allocFrame(ETH_HEADER_LEN + ARP_LEN, 0);
     const senderIp = n.dev.kind === 'underlay' || n.dev.kind === 'host' ? this.primaryAddress : 0;
     emitEthernetHeader(this.scratch, o, BROADCAST_MAC, n.dev.mac, ETHERTYPE_ARP);
     emitArp(this.scratch, o + ETH_HEADER_LEN, ARP_OP_REQUEST, n.dev.mac, senderIp, ZERO_MAC, n.ip);
@@ -478,11 +517,9 @@ export class Forwarder {
     if (!icmpErrorAllowed(orig)) return;
     if (!this.icmpLimiter.allow(this.nowMs)) return;
     const quoted = Math.min(orig.totalLength, ICMP_ERROR_MAX_IP_LEN - 20 - 8);
-    // Room in front for a link header and, if it leaves through tunl0, the outer IP header.
-    const total = IPIP_OVERHEAD + ETH_HEADER_LEN + 20 + 8 + quoted;
-    const o = this.allocScratch(total);
-    if (o < 0) return;
-    const ipOff = o + IPIP_OVERHEAD + ETH_HEADER_LEN;
+    // Room in front for the outer IP header, should it leave through tunl0.
+    const o = this.allocFrame(ETH_HEADER_LEN + 20 + 8 + quoted, IPIP_OVERHEAD);
+    const ipOff = o + ETH_HEADER_LEN;
     const icmpLen = emitIcmpError(this.scratch, ipOff + 20, type, code, orig, mtu);
     emitIpv4Header(this.scratch, ipOff, {
       // To the node's own kernel the error comes from its gateway: Linux drops packets
@@ -500,12 +537,17 @@ export class Forwarder {
     this.output(inIf, this.scratch, ipOff, false);
   }
 
-  private allocScratch(len: number): number {
-    if (this.scratchUsed + len > this.scratch.length) {
-      this.flush();
-    }
-    const o = this.scratchUsed;
-    this.scratchUsed += len;
+  /**
+   * Room in the scratch arena for a frame the node originates: `headroom` free
+   * bytes, a zeroed virtio header (no offloads), then the frame; returns the
+   * frame's offset.
+   */
+  private allocFrame(frameLen: number, headroom: number): number {
+    const v = this.vnetHdr;
+    if (this.scratchUsed + headroom + v + frameLen > this.scratch.length) this.flush();
+    const o = this.scratchUsed + headroom + v;
+    this.scratchUsed = o + frameLen;
+    if (v > 0) this.scratch.fill(0, o - v, o);
     return o;
   }
 }

@@ -43,6 +43,8 @@ export class NetInterface {
   /** Set when frames are queued; the forwarder flushes dirty interfaces at the end of a batch. */
   dirty = false;
   up = true;
+  /** Virtio header bytes in front of each frame written (set by the forwarder). */
+  vnetHdr = 0;
   /** Set while `kubewire pcap` captures this interface: sees every frame in and out. */
   capture: CaptureHook = null;
   private txBuf: Buffer | null = null;
@@ -64,8 +66,9 @@ export class NetInterface {
     if (this.capture !== null) this.capture(buf, offset, length);
     if (this.txCount > 0 && (this.txBuf !== buf || this.txCount === TX_BATCH)) this.flush();
     this.txBuf = buf;
-    this.txOffsets[this.txCount * 2] = offset;
-    this.txOffsets[this.txCount * 2 + 1] = length;
+    // The virtio header, when used, sits right before the frame and is written with it.
+    this.txOffsets[this.txCount * 2] = offset - this.vnetHdr;
+    this.txOffsets[this.txCount * 2 + 1] = length + this.vnetHdr;
     this.txCount++;
     this.dirty = true;
   }
@@ -90,6 +93,6 @@ export class NetInterface {
     this.counters.txPackets += written;
     this.counters.txDropped += count - written;
     // Bytes of the frames written (the device stops at the first it refuses).
-    for (let i = 0; i < written; i++) this.counters.txBytes += this.txOffsets[i * 2 + 1]!;
+    for (let i = 0; i < written; i++) this.counters.txBytes += this.txOffsets[i * 2 + 1]! - this.vnetHdr;
   }
 }
