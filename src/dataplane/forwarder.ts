@@ -8,7 +8,15 @@ import {
 import { ARP_LEN, ARP_OP_REPLY, ARP_OP_REQUEST, ArpView, emitArp } from '../packet/arp.js';
 import { IPPROTO_ICMP, IPPROTO_IPIP, Ipv4View, emitIpv4Header } from '../packet/ipv4.js';
 import { IPIP_OVERHEAD, ipipEncapsulate } from '../packet/ipip.js';
-import { gsoSize, moveVnetHeader } from './vnet.js';
+import {
+  VIRTIO_NET_HDR_F_NEEDS_CSUM,
+  VNET_CSUM_OFFSET,
+  VNET_CSUM_START,
+  VNET_FLAGS,
+  gsoSize,
+  moveVnetHeader,
+} from './vnet.js';
+import { checksumFold, pseudoHeaderSum } from '../packet/checksum.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REQUEST,
@@ -96,6 +104,7 @@ export class Forwarder {
   private readonly ip = new Ipv4View();
   private readonly icmp = new IcmpView();
   private readonly scratchIp = new Ipv4View();
+  private readonly segIp = new Ipv4View();
   /** Bump arena for frames the node originates (ARP replies, ICMP) within one batch. */
   private readonly scratch = Buffer.alloc(256 * 1024);
   private scratchUsed = 0;
@@ -429,9 +438,13 @@ export class Forwarder {
     const inner = this.scratchIp;
     if (inner.wrap(buf, ipOff, ipLen) !== ParseResult.Ok)
       return this.drops.count(DropReason.Ipv4Malformed);
+    const v = this.vnetHdr;
+    if (v > 0 && inner.protocol === 6) {
+      const mss = gsoSize(buf, ipOff - ETH_HEADER_LEN - v);
+      if (mss > 0) return this.segmentIntoTunnel(tunnel, remote, buf, ipOff, ipLen, mss);
+    }
     if (tunnel.capture !== null) tunnel.capture(buf, ipOff, ipLen);
     this.ipId = (this.ipId + 1) & 0xffff;
-    const v = this.vnetHdr;
     if (ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v < 0) return this.drops.count(DropReason.InternalError);
     // The virtio header moves out of the way first: the outer IP header overwrites its old place.
     if (v > 0) {
@@ -447,6 +460,71 @@ export class Forwarder {
       return this.drops.count(DropReason.NoRoute);
     }
     this.transmit(route.dev!, route.via || remote, buf, outerOff, ipLen + IPIP_OVERHEAD);
+  }
+
+  /**
+   * Software TCP segmentation before IPIP: the kernel cannot take an offloaded
+   * segment that is also IPIP-encapsulated from us (virtio has no GSO type for
+   * it, and the underlay veth would try to segment it and drop it), so a GSO
+   * packet bound for tunl0 is cut here into gso_size segments, as the kernel's
+   * tcp_gso_segment would: IP id + k, sequence + k·mss, FIN/PSH only on the
+   * last, CWR only on the first. Each segment keeps checksum offload (the TCP
+   * checksum field holds the pseudo-header sum; the receiving kernel completes it),
+   * so no payload is summed here — only copied once.
+   */
+  private segmentIntoTunnel(
+    tunnel: NetInterface,
+    remote: number,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+    mss: number,
+  ): void {
+    const ihl = (buf[ipOff]! & 0x0f) * 4;
+    const tcpOff = ipOff + ihl;
+    const tcpLen = (buf[tcpOff + 12]! >>> 4) * 4;
+    const hdrLen = ihl + tcpLen;
+    const payload = ipLen - hdrLen;
+    if (payload <= 0 || tcpLen < 20) return this.drops.count(DropReason.Ipv4Malformed);
+    const id0 = (buf[ipOff + 4]! << 8) | buf[ipOff + 5]!;
+    const seq0 = buf.readUInt32BE(tcpOff + 4);
+    const flags0 = buf[tcpOff + 13]!;
+    const src = buf.readUInt32BE(ipOff + 12);
+    const dst = buf.readUInt32BE(ipOff + 16);
+    const v = this.vnetHdr;
+    const seg = this.segIp;
+    for (let done = 0, k = 0; done < payload; done += mss, k++) {
+      const n = Math.min(mss, payload - done);
+      const o = this.allocFrame(ETH_HEADER_LEN + hdrLen + n, IPIP_OVERHEAD);
+      const ip = o + ETH_HEADER_LEN;
+      const scratch = this.scratch;
+      buf.copy(scratch, ip, ipOff, ipOff + hdrLen);
+      buf.copy(scratch, ip + hdrLen, ipOff + hdrLen + done, ipOff + hdrLen + done + n);
+      const total = hdrLen + n;
+      scratch[ip + 2] = total >>> 8;
+      scratch[ip + 3] = total & 0xff;
+      const id = (id0 + k) & 0xffff;
+      scratch[ip + 4] = id >>> 8;
+      scratch[ip + 5] = id & 0xff;
+      const t = ip + ihl;
+      scratch.writeUInt32BE((seq0 + done) >>> 0, t + 4);
+      let flags = flags0;
+      if (done + n < payload) flags &= ~(0x01 | 0x08); // FIN, PSH only on the last segment
+      if (k > 0) flags &= ~0x80; // CWR only on the first
+      scratch[t + 13] = flags;
+      const partial = checksumFold(pseudoHeaderSum(src, dst, 6, tcpLen + n));
+      scratch[t + 16] = partial >>> 8;
+      scratch[t + 17] = partial & 0xff;
+      const h = o - v;
+      scratch[h + VNET_FLAGS] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+      scratch.writeUInt16LE(ETH_HEADER_LEN + ihl, h + VNET_CSUM_START);
+      scratch.writeUInt16LE(16, h + VNET_CSUM_OFFSET);
+      if (seg.wrap(scratch, ip, total) !== ParseResult.Ok) {
+        return this.drops.count(DropReason.InternalError);
+      }
+      seg.fillChecksum();
+      this.encapsulate(tunnel, remote, scratch, ip, total);
+    }
   }
 
   private queueForResolution(
