@@ -366,6 +366,12 @@ function explain(err: unknown): string {
   return (err as Error).message ?? String(err);
 }
 
+// `kubewire … | head` closes the pipe early: that is not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`error: ${explain(err)}\n`);
   if (process.env.KUBEWIRE_DEBUG) process.stderr.write(`${(err as Error).stack}\n`);
