@@ -26,6 +26,8 @@ export const DropReason = {
   Martian: 19,
   IpipUnknownSource: 20,
   IpipNested: 21,
+  NetfilterDrop: 22,
+  NetfilterReject: 23,
 } as const;
 export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
@@ -52,6 +54,8 @@ export const dropReasonNames: readonly string[] = [
   'martian-source',
   'ipip-unknown-source',
   'ipip-nested',
+  'netfilter-drop',
+  'netfilter-reject',
 ];
 
 export class DropCounters {

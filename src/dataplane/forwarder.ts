@@ -17,6 +17,9 @@ import {
   moveVnetHeader,
 } from './vnet.js';
 import { checksumFold, pseudoHeaderSum } from '../packet/checksum.js';
+import { emitTcp } from '../packet/tcp.js';
+import { Verdict, type RejectWith } from '../netfilter/packet-meta.js';
+import type { HookPipeline } from './hooks.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REQUEST,
@@ -41,6 +44,18 @@ const ZERO_MAC = Buffer.alloc(6);
 /** Linux: ICMP errors quote as much of the original as fits in 576 bytes (RFC 1812 4.3.2.3). */
 const ICMP_ERROR_MAX_IP_LEN = 576;
 const DEFAULT_TTL = 64;
+/** ICMP codes of REJECT --reject-with. */
+const REJECT_CODES: Record<RejectWith, number> = {
+  'icmp-net-unreachable': 0,
+  'icmp-host-unreachable': 1,
+  'icmp-proto-unreachable': 2,
+  'icmp-port-unreachable': 3,
+  'icmp-net-prohibited': 9,
+  'icmp-host-prohibited': 10,
+  'icmp-admin-prohibited': 13,
+  'tcp-reset': 3,
+};
+
 /** The gateway address every pod and the node's kernel route through (Calico's 169.254.1.1). */
 const GATEWAY_ADDRESS = 0xa9fe0101;
 
@@ -96,6 +111,8 @@ export class Forwarder {
   readonly tunnelPeers = new Set<number>();
   /** tunl0, when the node has an IPIP overlay. */
   tunnel: NetInterface | null = null;
+  /** Netfilter hooks and conntrack; null runs the bare router (no iptables at all). */
+  hooks: HookPipeline | null = null;
   private ipId = 1;
 
   // Reused views: one set for the packet being processed, one for ICMP quoting.
@@ -241,12 +258,28 @@ export class Forwarder {
     }
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (this.martian(ip)) return;
-    const dst = ip.dst;
-    const local = this.local.get(dst);
-    if (local !== undefined) {
-      if (ip.protocol === IPPROTO_IPIP && inIf.kind === 'underlay') return this.decapsulate(buf);
-      return this.deliverLocal(inIf, local, buf, off);
+    // IPIP from a node is decapsulated before the hooks: the inner packet is what they see
+    // (as after Calico's INPUT rule that accepts IPIP from its hosts).
+    if (ip.protocol === IPPROTO_IPIP && inIf.kind === 'underlay' && this.local.has(ip.dst)) {
+      return this.decapsulate(buf);
     }
+    if (this.hooks !== null) {
+      const partial = this.partialChecksum(buf, off);
+      const v =
+        inIf.kind === 'host'
+          ? this.hooks.localOut(buf, off, ip.totalLength, partial)
+          : this.hooks.prerouting(
+              inIf.name,
+              buf,
+              off,
+              ip.totalLength,
+              off - ETH_HEADER_LEN,
+              partial,
+            );
+      if (v !== Verdict.ACCEPT) return this.refuse(inIf, v);
+    }
+    const local = this.local.get(ip.dst);
+    if (local !== undefined) return this.deliverLocal(inIf, local, buf, off);
     // Linux forwards only frames sent to its own MAC (ip_forward: pkt_type PACKET_HOST).
     if (this.eth.dstIsMulticast) return this.drops.count(DropReason.Multicast);
     this.forward(inIf, buf, off);
@@ -302,6 +335,12 @@ export class Forwarder {
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (ip.protocol === IPPROTO_IPIP) return this.drops.count(DropReason.IpipNested);
     if (this.martian(ip)) return;
+    if (this.hooks !== null) {
+      const partial = this.partialChecksum(buf, innerOff);
+      const macOff = innerOff - ETH_HEADER_LEN;
+      const v = this.hooks.prerouting(tunnel.name, buf, innerOff, innerLen, macOff, partial);
+      if (v !== Verdict.ACCEPT) return this.refuse(tunnel, v);
+    }
     const local = this.local.get(ip.dst);
     if (local !== undefined) return this.deliverLocal(tunnel, local, buf, innerOff);
     this.forward(tunnel, buf, innerOff);
@@ -309,6 +348,10 @@ export class Forwarder {
 
   private deliverLocal(inIf: NetInterface, local: LocalAddress, buf: Buffer, off: number): void {
     const ip = this.ip;
+    if (this.hooks !== null) {
+      const v = this.hooks.input(this.partialChecksum(buf, off));
+      if (v !== Verdict.ACCEPT) return this.refuse(inIf, v);
+    }
     if (local.answerEcho && ip.protocol === IPPROTO_ICMP && !ip.isFragment) {
       const icmp = this.icmp;
       if (
@@ -347,7 +390,9 @@ export class Forwarder {
       );
       return this.drops.count(DropReason.Unreachable);
     }
-    if (ip.ttl <= 1) {
+    // What the node's own processes send is output, not forwarded: no TTL decrement.
+    const forwarded = inIf.kind !== 'host';
+    if (forwarded && ip.ttl <= 1) {
       this.sendIcmpError(inIf, ICMP_TIME_EXCEEDED, 0, 0);
       return this.drops.count(DropReason.TtlExceeded);
     }
@@ -359,8 +404,80 @@ export class Forwarder {
       }
       return this.drops.count(DropReason.FragNeeded);
     }
-    ip.decrementTtl();
+    if (forwarded) ip.decrementTtl();
+    const hooks = this.hooks;
+    if (hooks !== null) {
+      let v = forwarded ? hooks.forward(dev.name) : hooks.outputFilter(dev.name);
+      if (v === Verdict.ACCEPT) v = hooks.postrouting(dev.name, this.partialChecksum(buf, off));
+      if (v !== Verdict.ACCEPT) return this.refuse(inIf, v);
+    }
     this.transmit(dev, route.via || ip.dst, buf, off, ip.totalLength);
+  }
+
+  /** Whether the packet's L4 checksum is left to the receiver (virtio NEEDS_CSUM). */
+  private partialChecksum(buf: Buffer, ipOff: number): boolean {
+    const v = this.vnetHdr;
+    return v > 0 && (buf[ipOff - ETH_HEADER_LEN - v]! & 1) !== 0;
+  }
+
+  /** A DROP or REJECT verdict from the hooks: counted, and REJECT answers the sender. */
+  private refuse(inIf: NetInterface, verdict: number): void {
+    if (verdict !== Verdict.REJECT) return this.drops.count(DropReason.NetfilterDrop);
+    this.drops.count(DropReason.NetfilterReject);
+    const how = this.hooks!.result.rejectWith;
+    if (how === 'tcp-reset') return this.sendTcpReset(inIf);
+    this.sendIcmpError(inIf, ICMP_DEST_UNREACH, REJECT_CODES[how], 0);
+  }
+
+  /**
+   * REJECT --reject-with tcp-reset, as nf_send_reset(): from the address and port
+   * the packet was sent to; no reset for a reset; seq/ack per RFC 793.
+   */
+  private sendTcpReset(inIf: NetInterface): void {
+    const orig = this.ip;
+    if (orig.protocol !== 6 || orig.isFragment) return;
+    const t = orig.payloadOffset;
+    const b = orig.buf;
+    if (orig.payloadLength < 20) return;
+    const flags = b[t + 13]!;
+    if ((flags & 0x04) !== 0) return;
+    if (!this.icmpLimiter.allow(this.nowMs)) return;
+    const dataOff = (b[t + 12]! >>> 4) * 4;
+    const segLen =
+      orig.payloadLength -
+      dataOff +
+      ((flags & 0x02) !== 0 ? 1 : 0) +
+      ((flags & 0x01) !== 0 ? 1 : 0);
+    const hasAck = (flags & 0x10) !== 0;
+    const o = this.allocFrame(ETH_HEADER_LEN + 40, IPIP_OVERHEAD);
+    const ipOff = o + ETH_HEADER_LEN;
+    emitIpv4Header(this.scratch, ipOff, {
+      src: orig.dst,
+      dst: orig.src,
+      protocol: 6,
+      ttl: DEFAULT_TTL,
+      id: 0,
+      dontFragment: true,
+      tos: 0,
+      payloadLength: 20,
+    });
+    emitTcp(
+      this.scratch,
+      ipOff + 20,
+      {
+        srcPort: b.readUInt16BE(t + 2),
+        dstPort: b.readUInt16BE(t),
+        seq: hasAck ? b.readUInt32BE(t + 8) : 0,
+        ack: hasAck ? 0 : (b.readUInt32BE(t + 4) + segLen) >>> 0,
+        flags: hasAck ? 0x04 : 0x14,
+        window: 0,
+      },
+      orig.dst,
+      orig.src,
+      0,
+    );
+    if (this.scratchIp.wrap(this.scratch, ipOff, 40) !== ParseResult.Ok) return;
+    this.output(inIf, this.scratch, ipOff, false);
   }
 
   /**
@@ -445,7 +562,8 @@ export class Forwarder {
     }
     if (tunnel.capture !== null) tunnel.capture(buf, ipOff, ipLen);
     this.ipId = (this.ipId + 1) & 0xffff;
-    if (ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v < 0) return this.drops.count(DropReason.InternalError);
+    if (ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v < 0)
+      return this.drops.count(DropReason.InternalError);
     // The virtio header moves out of the way first: the outer IP header overwrites its old place.
     if (v > 0) {
       const to = ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v;

@@ -93,6 +93,7 @@ export class NetInterface {
     this.counters.txPackets += written;
     this.counters.txDropped += count - written;
     // Bytes of the frames written (the device stops at the first it refuses).
-    for (let i = 0; i < written; i++) this.counters.txBytes += this.txOffsets[i * 2 + 1]! - this.vnetHdr;
+    for (let i = 0; i < written; i++)
+      this.counters.txBytes += this.txOffsets[i * 2 + 1]! - this.vnetHdr;
   }
 }

@@ -556,8 +556,24 @@ describe('Forwarder: local answers and ICMP errors', () => {
   });
 
   it('an error to one of the node’s own addresses goes to the host link, not out a route', () => {
-    // traceroute from the node: the kernel's TTL-1 probe. With 10.1.110.0/24 dev eth0 in the
-    // table, a route lookup for the node IP would send the error out eth0 (and ARP for it).
+    // The node's kernel sends to an unreachable destination. With 10.1.110.0/24 dev eth0 in
+    // the table, a route lookup for the node IP would send the error out eth0 (and ARP for it).
+    const lab = worker1({ underlaySubnet: true });
+    lab.fwd.routes.add({ dst: ip('10.9.0.0'), prefixLen: 16, type: 'unreachable' });
+    feed(
+      lab.fwd,
+      lab.host,
+      udpFrame({ ...fromKernel, dst: ip('10.9.1.1') }, 40000, 33434, bytes(32)),
+    );
+    const out = takeAll(lab);
+    assert.deepEqual(Object.keys(out), ['kubewire0']);
+    expectIcmpError(out.kubewire0![0]!, kernel, 3, 1);
+    expectDrops(lab.fwd.drops, { Unreachable: 1 });
+  });
+
+  it("the node's own packets are output, not forwarded: TTL 1 reaches a local pod", () => {
+    // As on Linux, where the node is the pods' router: traceroute from the node to a
+    // local pod has the pod as its first hop.
     const lab = worker1({ underlaySubnet: true });
     feed(
       lab.fwd,
@@ -565,9 +581,9 @@ describe('Forwarder: local answers and ICMP errors', () => {
       udpFrame({ ...fromKernel, dst: W1.podB, ttl: 1 }, 40000, 33434, bytes(32)),
     );
     const out = takeAll(lab);
-    assert.deepEqual(Object.keys(out), ['kubewire0']);
-    expectIcmpError(out.kubewire0![0]!, kernel, 11, 0);
-    expectDrops(lab.fwd.drops, { TtlExceeded: 1 });
+    assert.deepEqual(Object.keys(out), ['calib0b0b0b0b0b']);
+    assert.equal(out.calib0b0b0b0b0b![0]![ETH_HEADER_LEN + 8], 1, 'TTL unchanged');
+    expectDrops(lab.fwd.drops, {});
   });
 });
 

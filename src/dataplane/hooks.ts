@@ -1,0 +1,169 @@
+import {
+  Hook,
+  HookResult,
+  PacketMeta,
+  Verdict,
+  CtState,
+  type NatRequest,
+  type NodeAddressing,
+} from '../netfilter/packet-meta.js';
+
+/** The rule engine as the pipeline uses it (src/netfilter's Netfilter). */
+export interface RuleEngine {
+  evaluate(table: 'raw' | 'mangle' | 'nat' | 'filter', meta: PacketMeta, result: HookResult): void;
+}
+
+/** Connection tracking as the pipeline uses it (src/conntrack's Conntrack). */
+export interface Tracker {
+  inbound(meta: PacketMeta): void;
+  setupNat(meta: PacketMeta, manip: 'SRC' | 'DST', req: NatRequest | null, masqAddr?: number): void;
+  natPacket(meta: PacketMeta, manip: 'SRC' | 'DST', partialChecksum: boolean): void;
+  confirm(meta: PacketMeta): void;
+}
+
+/** Outcome of a hook: go on, drop silently, or reject (see result.rejectWith). */
+export const HookVerdict = {
+  ACCEPT: Verdict.ACCEPT,
+  DROP: Verdict.DROP,
+  REJECT: Verdict.REJECT,
+} as const;
+
+/**
+ * The netfilter hooks of ARCHITECTURE.md's packet path, in Linux's order:
+ *
+ *   received:       PREROUTING raw → conntrack → mangle → nat (NEW only) → DNAT applied
+ *   local delivery: INPUT mangle → filter → nat (NEW only) → SNAT applied → confirm
+ *   forwarded:      FORWARD mangle → filter, then POSTROUTING
+ *   local out:      OUTPUT raw → conntrack → mangle → nat (NEW only) → DNAT applied,
+ *                   routing, OUTPUT filter, then POSTROUTING
+ *   POSTROUTING:    mangle → nat (NEW only) → SNAT / MASQUERADE applied → confirm
+ *
+ * The nat table sees only a connection's first packet; every later packet is
+ * translated from its conntrack entry. One PacketMeta carries the packet's
+ * state from hook to hook (a packet is processed start to end synchronously).
+ */
+export class HookPipeline {
+  readonly meta = new PacketMeta();
+  readonly result = new HookResult();
+
+  constructor(
+    private readonly rules: RuleEngine,
+    private readonly tracker: Tracker | null,
+    private readonly addressing: NodeAddressing,
+  ) {}
+
+  private run(table: 'raw' | 'mangle' | 'nat' | 'filter'): number {
+    const r = this.result;
+    r.reset();
+    this.rules.evaluate(table, this.meta, r);
+    return r.verdict;
+  }
+
+  private track(): void {
+    const m = this.meta;
+    if (this.tracker && !m.notrack) this.tracker.inbound(m);
+    else if (m.notrack) m.ctState = CtState.UNTRACKED;
+  }
+
+  /** nat table for a connection's first packet, then the translation for every packet. */
+  private nat(manip: 'SRC' | 'DST', partial: boolean, masqDev: string): number {
+    const m = this.meta;
+    const t = this.tracker;
+    if (!t || m.ctEntry < 0) return Verdict.ACCEPT;
+    if ((m.ctState & CtState.NEW) !== 0) {
+      const v = this.run('nat');
+      if (v !== Verdict.ACCEPT) return v;
+      const req = this.result.nat;
+      const masq =
+        req?.kind === 'MASQUERADE' ? this.addressing.interfaceAddress(masqDev) : undefined;
+      t.setupNat(m, manip, req, masq);
+    }
+    t.natPacket(m, manip, partial);
+    return Verdict.ACCEPT;
+  }
+
+  /** A packet received on `inIf` (a pod link, the underlay, or tunl0 after decapsulation). */
+  prerouting(
+    inIf: string,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+    macOff: number,
+    partial: boolean,
+  ): number {
+    const m = this.meta;
+    m.reset();
+    m.parse(buf, ipOff, ipLen);
+    m.hook = Hook.PREROUTING;
+    m.inIf = inIf;
+    m.macOff = macOff;
+    let v = this.run('raw');
+    if (v !== Verdict.ACCEPT) return v;
+    this.track();
+    v = this.run('mangle');
+    if (v !== Verdict.ACCEPT) return v;
+    return this.nat('DST', partial, '');
+  }
+
+  /** A packet the node's own processes sent (it arrived from the node's kernel link). */
+  localOut(buf: Buffer, ipOff: number, ipLen: number, partial: boolean): number {
+    const m = this.meta;
+    m.reset();
+    m.parse(buf, ipOff, ipLen);
+    m.hook = Hook.OUTPUT;
+    let v = this.run('raw');
+    if (v !== Verdict.ACCEPT) return v;
+    this.track();
+    v = this.run('mangle');
+    if (v !== Verdict.ACCEPT) return v;
+    return this.nat('DST', partial, '');
+  }
+
+  /** OUTPUT filter, once the route (output interface) is known. */
+  outputFilter(outIf: string): number {
+    const m = this.meta;
+    m.hook = Hook.OUTPUT;
+    m.outIf = outIf;
+    return this.run('filter');
+  }
+
+  /** Local delivery to the node. */
+  input(partial: boolean): number {
+    const m = this.meta;
+    m.hook = Hook.INPUT;
+    m.outIf = '';
+    let v = this.run('mangle');
+    if (v !== Verdict.ACCEPT) return v;
+    v = this.run('filter');
+    if (v !== Verdict.ACCEPT) return v;
+    v = this.nat('SRC', partial, '');
+    if (v !== Verdict.ACCEPT) return v;
+    this.confirm();
+    return Verdict.ACCEPT;
+  }
+
+  forward(outIf: string): number {
+    const m = this.meta;
+    m.hook = Hook.FORWARD;
+    m.outIf = outIf;
+    const v = this.run('mangle');
+    if (v !== Verdict.ACCEPT) return v;
+    return this.run('filter');
+  }
+
+  postrouting(outIf: string, partial: boolean): number {
+    const m = this.meta;
+    m.hook = Hook.POSTROUTING;
+    m.outIf = outIf;
+    let v = this.run('mangle');
+    if (v !== Verdict.ACCEPT) return v;
+    v = this.nat('SRC', partial, outIf);
+    if (v !== Verdict.ACCEPT) return v;
+    this.confirm();
+    return Verdict.ACCEPT;
+  }
+
+  private confirm(): void {
+    if (this.tracker && this.meta.ctEntry >= 0) this.tracker.confirm(this.meta);
+  }
+}
