@@ -1,14 +1,24 @@
 #!/usr/bin/env node
 import { spawn } from 'node:child_process';
-import { createReadStream, existsSync, statSync, watchFile } from 'node:fs';
+import {
+  createReadStream,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  statSync,
+  watchFile,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ManifestErrors, ManifestError } from '../cluster/index.js';
 import { LabLayout, labNameFromEnv } from '../agent/lab-layout.js';
 import { streamFromAgent } from '../agent/control.js';
-import { labDown, labUp, LabError } from '../lab/netns-lab.js';
+import { labDown, labUp, LabError, readLabRecord } from '../lab/netns-lab.js';
 import { applyManifestFile } from '../lab/apply.js';
+import { registerIngressCommands } from './commands/ingress.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
 
@@ -53,6 +63,10 @@ program
   .description('stop the lab and remove every namespace, interface, process and file it made')
   .action(async () => {
     const layout = new LabLayout(labName());
+    if (readLabRecord(layout)?.mode === 'compose')
+      throw new CliError(
+        "this lab is run by docker compose: stop it with 'docker compose down -v'",
+      );
     const removed = await labDown(layout, (m) => process.stderr.write(`${m}\n`));
     if (!removed) process.stderr.write(`no lab '${layout.lab}' to remove\n`);
   });
@@ -182,10 +196,16 @@ program
       opts: { namespace: string; host?: string },
     ) => {
       const lab = new LabClient(labName());
-      let netns: string;
+      // Compose mode: this container is one node; its pods' namespaces are here, other nodes are other containers.
+      const local = lab.record.mode === 'compose' ? (process.env.KUBEWIRE_NODE ?? '') : null;
+      const elsewhere = (name: string, what: string) =>
+        new CliError(`${what}: run it there, e.g. 'docker compose exec ${name} kubewire exec …'`);
+      let netns: string | null;
       let argv = command;
       if (opts.host) {
-        netns = lab.hostNetns(opts.host);
+        if (local !== null && opts.host !== local)
+          throw elsewhere(opts.host, `${opts.host} is another container of the lab`);
+        netns = local !== null ? null : lab.hostNetns(opts.host);
         if (pod !== undefined) argv = [pod, ...command];
       } else {
         if (!pod) throw new CliError('exec needs a pod name (or --host NODE)');
@@ -193,12 +213,19 @@ program
         if (!p) throw new CliError(`pods "${pod}" not found in namespace ${opts.namespace}`);
         if (!p.nodeName || p.phase === 'Pending')
           throw new CliError(`pod ${pod} is Pending: it has no namespace yet`);
+        if (local !== null && p.nodeName !== local)
+          throw elsewhere(p.nodeName, `pod ${pod} runs on node ${p.nodeName}`);
         netns = p.hostNetwork
-          ? lab.node(p.nodeName).netns
+          ? local !== null
+            ? null
+            : lab.node(p.nodeName).netns
           : lab.layout.podNetns(p.namespace, p.name);
       }
       if (argv.length === 0) throw new CliError('exec needs a command after --');
-      const child = spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
+      const child =
+        netns === null
+          ? spawn(argv[0]!, argv.slice(1), { stdio: 'inherit' })
+          : spawn('ip', ['netns', 'exec', netns, ...argv], { stdio: 'inherit' });
       const code = await new Promise<number>((resolve) => {
         child.on('error', () => resolve(127));
         child.on('close', (c, signal) => resolve(c ?? (signal ? 128 : 1)));
@@ -336,18 +363,26 @@ for (const mode of ['apply', 'delete'] as const) {
         ? "create or replace the file's objects in the running lab; every agent converges"
         : "remove the file's objects from the running lab; every agent converges",
     )
-    .requiredOption('-f, --filename <file>', 'manifest file')
+    .requiredOption('-f, --filename <file>', "manifest file ('-': standard input)")
     .option('--wait', 'return when every node has converged')
     .option('--timeout <seconds>', 'how long --wait waits', '60')
     .action(async (opts: { filename: string; wait?: boolean; timeout: string }) => {
       const lab = new LabClient(labName());
       const generations = await lab.generations();
-      const result = applyManifestFile(lab.layout, opts.filename, mode);
+      const file = opts.filename === '-' ? stdinToFile() : opts.filename;
+      const result = applyManifestFile(lab.layout, file, mode);
       for (const line of result.lines) process.stdout.write(line + '\n');
       if (result.changed && opts.wait)
         await lab.waitConverged(generations, Number(opts.timeout) * 1000);
       if (result.lines.some((l) => l.startsWith('Error'))) process.exitCode = 1;
     });
+}
+
+/** `apply -f -`: standard input, kept as a .yaml file (the agents read manifests by extension). */
+function stdinToFile(): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'kubewire-apply-')), 'stdin.yaml');
+  writeFileSync(file, readFileSync(0));
+  return file;
 }
 
 function pipeFile(file: string, start: number): Promise<void> {
@@ -365,6 +400,8 @@ function explain(err: unknown): string {
     return err.message;
   return (err as Error).message ?? String(err);
 }
+
+registerIngressCommands(program);
 
 // `kubewire … | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -90,7 +90,8 @@ function escapeQuoted(s: string): string {
   for (const ch of s) {
     const c = ch.charCodeAt(0);
     if (ch === '"' || ch === '\\' || c < 0x20 || c >= 0x7f) {
-      for (const b of Buffer.from(ch, 'utf8')) out += `\\x${b.toString(16).toUpperCase().padStart(2, '0')}`;
+      for (const b of Buffer.from(ch, 'utf8'))
+        out += `\\x${b.toString(16).toUpperCase().padStart(2, '0')}`;
     } else out += ch;
   }
   return out;

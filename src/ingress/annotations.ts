@@ -194,7 +194,8 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
   const target = get('rewrite-target');
   if (target !== undefined) {
     if (target.trim() === '') bad('rewrite-target', 'must not be empty');
-    else if (/\s/.test(target.trim())) bad('rewrite-target', `must not contain spaces, got ${JSON.stringify(target)}`);
+    else if (/\s/.test(target.trim()))
+      bad('rewrite-target', `must not contain spaces, got ${JSON.stringify(target)}`);
     else s.rewriteTarget = target.trim();
   }
   s.useRegex = boolOf('use-regex', false);
@@ -242,17 +243,23 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
     if (p === 'HTTP' || p === 'HTTPS') s.backendProtocol = p;
     else if (['GRPC', 'GRPCS', 'AUTO_HTTP', 'FCGI'].includes(p)) {
       unsupported.push(`${PREFIX}backend-protocol=${proto}`);
-    } else bad('backend-protocol', `expected HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP or FCGI, got ${JSON.stringify(proto)}`);
+    } else
+      bad(
+        'backend-protocol',
+        `expected HTTP, HTTPS, GRPC, GRPCS, AUTO_HTTP or FCGI, got ${JSON.stringify(proto)}`,
+      );
   }
   const size = get('proxy-body-size');
   if (size !== undefined) {
     const n = parseNginxSize(size);
-    if (n === null) bad('proxy-body-size', `expected a size such as 8m, 512k or 0, got ${JSON.stringify(size)}`);
+    if (n === null)
+      bad('proxy-body-size', `expected a size such as 8m, 512k or 0, got ${JSON.stringify(size)}`);
     else s.proxyBodySize = n;
   }
   const vhost = get('upstream-vhost');
   if (vhost !== undefined) {
-    if (vhost.trim() === '' || /[\s/]/.test(vhost.trim())) bad('upstream-vhost', `expected a host name, got ${JSON.stringify(vhost)}`);
+    if (vhost.trim() === '' || /[\s/]/.test(vhost.trim()))
+      bad('upstream-vhost', `expected a host name, got ${JSON.stringify(vhost)}`);
     else s.upstreamVhost = vhost.trim();
   }
   const xfp = get('x-forwarded-prefix');
@@ -268,7 +275,10 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
       .filter((o) => o !== '');
     for (const o of origins) {
       if (o !== '*' && !/^https?:\/\/(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(o)) {
-        bad('cors-allow-origin', `${JSON.stringify(o)} is not an origin (scheme://host[:port] or *)`);
+        bad(
+          'cors-allow-origin',
+          `${JSON.stringify(o)} is not an origin (scheme://host[:port] or *)`,
+        );
       }
     }
     s.cors = {
@@ -300,14 +310,24 @@ export function parseAnnotations(annotations: Readonly<Record<string, string>>):
         secure: boolOf('session-cookie-secure', false),
         sameSite: get('session-cookie-samesite') ?? null,
       };
-    } else bad('affinity', `expected "cookie" (the only affinity type), got ${JSON.stringify(affinity)}`);
+    } else
+      bad(
+        'affinity',
+        `expected "cookie" (the only affinity type), got ${JSON.stringify(affinity)}`,
+      );
   }
 
   const ranges = get('allowlist-source-range') ?? get('whitelist-source-range');
   if (ranges !== undefined) {
-    const key = get('allowlist-source-range') !== undefined ? 'allowlist-source-range' : 'whitelist-source-range';
+    const key =
+      get('allowlist-source-range') !== undefined
+        ? 'allowlist-source-range'
+        : 'whitelist-source-range';
     const cidrs: Cidr[] = [];
-    for (const part of ranges.split(',').map((r) => r.trim()).filter((r) => r !== '')) {
+    for (const part of ranges
+      .split(',')
+      .map((r) => r.trim())
+      .filter((r) => r !== '')) {
       const cidr = parseSourceRange(part);
       if (cidr === null) bad(key, `${JSON.stringify(part)} is not an IPv4 address or CIDR`);
       else cidrs.push(cidr);

@@ -2,20 +2,12 @@
  * Services and their ready endpoints, as the ingress controller sees them: it proxies to
  * the pods' addresses directly (ingress-nginx's Lua balancer), not to the ClusterIP.
  *
- * The Services come from ClusterState (`services: ServiceState[]`, contract in
- * src/cluster/service-types.ts) and their endpoints from `endpointsForService` of
- * src/cluster. Services without a selector take hand-written Endpoints / EndpointSlices.
- * Until src/cluster exports them, this module derives both itself from the raw Service
- * objects and the pods (the two places marked "fallback" below).
+ * The Services come from ClusterState (`services: ServiceState[]`) and their endpoints
+ * from src/cluster's `endpointsForService`. Services without a selector take
+ * hand-written Endpoints / EndpointSlices from the manifests, as in Kubernetes.
  */
-import * as cluster from '../cluster/index.js';
-import type { ClusterState, PodState } from '../cluster/index.js';
-import type {
-  ServiceEndpoint,
-  ServicePortEndpoints,
-  ServicePortState,
-  ServiceState,
-} from '../cluster/service-types.js';
+import { endpointsForService, type ClusterState } from '../cluster/index.js';
+import type { ServicePortEndpoints, ServiceState } from '../cluster/service-types.js';
 import type { ManualEndpoints, ServiceBackendRef } from './model.js';
 
 export interface Endpoint {
@@ -35,114 +27,6 @@ export interface ResolvedBackend {
   problem: string | null;
 }
 
-type EndpointsFn = (
-  state: ClusterState,
-  svc: ServiceState,
-  opts?: { downNodes?: ReadonlySet<string> | readonly string[] },
-) => ServicePortEndpoints[];
-
-/** src/cluster's endpointsForService, once it exists. */
-const clusterEndpointsForService = (cluster as unknown as { endpointsForService?: EndpointsFn })
-  .endpointsForService;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Fallback: a raw v1 Service object → the ServiceState fields the ingress needs. */
-function serviceFromRaw(raw: Record<string, unknown>): ServiceState {
-  const meta = (isRecord(raw.metadata) ? raw.metadata : {}) as Record<string, unknown>;
-  const spec = (isRecord(raw.spec) ? raw.spec : {}) as Record<string, unknown>;
-  const ports: ServicePortState[] = (Array.isArray(spec.ports) ? spec.ports : [])
-    .filter(isRecord)
-    .map((p) => ({
-      name: typeof p.name === 'string' ? p.name : '',
-      protocol: (p.protocol as ServicePortState['protocol']) ?? 'TCP',
-      port: Number(p.port),
-      targetPort:
-        typeof p.targetPort === 'number' || typeof p.targetPort === 'string'
-          ? /^\d+$/.test(String(p.targetPort))
-            ? Number(p.targetPort)
-            : p.targetPort
-          : Number(p.port),
-      nodePort: typeof p.nodePort === 'number' ? p.nodePort : null,
-    }));
-  const selector =
-    isRecord(spec.selector) && Object.keys(spec.selector).length > 0
-      ? (spec.selector as Record<string, string>)
-      : null;
-  const clusterIP = typeof spec.clusterIP === 'string' ? spec.clusterIP : null;
-  return {
-    namespace: typeof meta.namespace === 'string' ? meta.namespace : 'default',
-    name: String(meta.name),
-    uid: '',
-    type: (spec.type as ServiceState['type']) ?? 'ClusterIP',
-    clusterIP: clusterIP === 'None' ? null : clusterIP,
-    headless: clusterIP === 'None',
-    ...(typeof spec.externalName === 'string' ? { externalName: spec.externalName } : {}),
-    ports,
-    selector,
-    sessionAffinity: 'None',
-    sessionAffinityTimeoutSeconds: 10800,
-    externalTrafficPolicy: 'Cluster',
-    internalTrafficPolicy: 'Cluster',
-    publishNotReadyAddresses: spec.publishNotReadyAddresses === true,
-    externalIPs: [],
-    loadBalancerSourceRanges: [],
-    healthCheckNodePort: null,
-    labels: {},
-    annotations: {},
-  };
-}
-
-/** The Services of the state, whichever form src/cluster keeps them in. */
-export function servicesOf(state: ClusterState): ServiceState[] {
-  return (state.services as unknown[]).map((s) =>
-    isRecord(s) && 'spec' in s ? serviceFromRaw(s) : (s as ServiceState),
-  );
-}
-
-/** Fallback for endpointsForService: ready pods selected by the Service, per port. */
-function podEndpoints(state: ClusterState, svc: ServiceState): ServicePortEndpoints[] {
-  const selector = svc.selector;
-  const pods: PodState[] =
-    selector === null
-      ? []
-      : state.pods.filter(
-          (p) =>
-            p.namespace === svc.namespace &&
-            p.ip !== null &&
-            p.phase === 'Running' &&
-            Object.entries(selector).every(([k, v]) => p.labels[k] === v),
-        );
-  return svc.ports.map((sp) => {
-    const endpoints: ServiceEndpoint[] = [];
-    for (const pod of pods) {
-      let port: number | null = null;
-      if (typeof sp.targetPort === 'number') port = sp.targetPort;
-      else {
-        for (const c of pod.containers) {
-          const cp = c.ports.find((x) => x.name === sp.targetPort && x.protocol === sp.protocol);
-          if (cp) {
-            port = cp.containerPort;
-            break;
-          }
-        }
-      }
-      if (port === null) continue;
-      endpoints.push({
-        ip: pod.ip!,
-        port,
-        nodeName: pod.nodeName,
-        podNamespace: pod.namespace,
-        podName: pod.name,
-        ready: true,
-      });
-    }
-    return { portName: sp.name, protocol: sp.protocol, servicePort: sp.port, endpoints };
-  });
-}
-
 function compareEndpoints(a: Endpoint, b: Endpoint): number {
   const pa = a.ip.split('.').map(Number);
   const pb = b.ip.split('.').map(Number);
@@ -156,12 +40,15 @@ export class BackendResolver {
   private readonly manual = new Map<string, ManualEndpoints>();
   private readonly cache = new Map<string, ServicePortEndpoints[]>();
 
+  private readonly downNodes: ReadonlySet<string>;
+
   constructor(
     private readonly state: ClusterState,
     manual: readonly ManualEndpoints[],
-    private readonly downNodes: readonly string[] = [],
+    downNodes: readonly string[] = [],
   ) {
-    for (const s of servicesOf(state)) this.services.set(`${s.namespace}/${s.name}`, s);
+    this.downNodes = new Set(downNodes);
+    for (const s of state.services) this.services.set(`${s.namespace}/${s.name}`, s);
     for (const m of manual) this.manual.set(`${m.namespace}/${m.service}`, m);
   }
 
@@ -176,26 +63,27 @@ export class BackendResolver {
     if (svc.selector === null) {
       const m = this.manual.get(key);
       eps = svc.ports.map((sp) => {
-        // Endpoints ports are matched to Service ports by name (Kubernetes' rule).
-        const mp = m?.ports.find((p) => p.name === sp.name) ?? (svc.ports.length === 1 ? m?.ports[0] : undefined);
+        // Endpoints ports are matched to Service ports by name (Kubernetes' rule); every
+        // subset with that port name contributes its addresses.
+        const ports = (m?.ports ?? []).filter((p) => p.name === sp.name || svc.ports.length === 1);
         return {
           portName: sp.name,
           protocol: sp.protocol,
           servicePort: sp.port,
-          endpoints: (mp?.addresses ?? []).map((ip) => ({
-            ip,
-            port: mp!.port,
-            nodeName: null,
-            podNamespace: '',
-            podName: '',
-            ready: true,
-          })),
+          endpoints: ports.flatMap((mp) =>
+            mp.addresses.map((ip) => ({
+              ip,
+              port: mp.port,
+              nodeName: null,
+              podNamespace: '',
+              podName: '',
+              ready: true,
+            })),
+          ),
         };
       });
-    } else if (clusterEndpointsForService) {
-      eps = clusterEndpointsForService(this.state, svc, { downNodes: this.downNodes });
     } else {
-      eps = podEndpoints(this.state, svc);
+      eps = endpointsForService(this.state, svc, { downNodes: this.downNodes });
     }
     this.cache.set(key, eps);
     return eps;
@@ -209,16 +97,25 @@ export class BackendResolver {
     const upstream = `${namespace}-${ref.service}-${ref.port}`;
     const base = { upstream, namespace, service: ref.service, port: ref.port };
     const svc = this.service(namespace, ref.service);
-    if (!svc) return { ...base, endpoints: [], problem: `Service ${namespace}/${ref.service} not found` };
+    if (!svc)
+      return { ...base, endpoints: [], problem: `Service ${namespace}/${ref.service} not found` };
     if (svc.type === 'ExternalName') {
-      return { ...base, endpoints: [], problem: `Service ${namespace}/${ref.service} is of type ExternalName (not supported by kubewire's ingress)` };
+      return {
+        ...base,
+        endpoints: [],
+        problem: `Service ${namespace}/${ref.service} is of type ExternalName (not supported by kubewire's ingress)`,
+      };
     }
     const wanted = String(ref.port);
     const ports = svc.ports.filter(
       (p) => String(p.port) === wanted || String(p.targetPort) === wanted || p.name === wanted,
     );
     if (ports.length === 0) {
-      return { ...base, endpoints: [], problem: `Service ${namespace}/${ref.service} has no port ${wanted}` };
+      return {
+        ...base,
+        endpoints: [],
+        problem: `Service ${namespace}/${ref.service} has no port ${wanted}`,
+      };
     }
     const all = this.portEndpoints(svc);
     const seen = new Set<string>();
@@ -237,7 +134,10 @@ export class BackendResolver {
     return {
       ...base,
       endpoints,
-      problem: endpoints.length === 0 ? `Service ${namespace}/${ref.service} does not have any active Endpoint` : null,
+      problem:
+        endpoints.length === 0
+          ? `Service ${namespace}/${ref.service} does not have any active Endpoint`
+          : null,
     };
   }
 }

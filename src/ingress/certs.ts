@@ -8,13 +8,13 @@
  */
 import {
   createPrivateKey,
-  createSecureContext,
   generateKeyPairSync,
   randomBytes,
   sign,
   X509Certificate,
   type KeyObject,
 } from 'node:crypto';
+import { createSecureContext } from 'node:tls';
 
 // ---------------------------------------------------------------------------------------
 // DER
@@ -44,7 +44,8 @@ function oid(text: string): Buffer {
   const out = [40 * parts[0]! + parts[1]!];
   for (const p of parts.slice(2)) {
     const chunk: number[] = [p & 0x7f];
-    for (let v = Math.floor(p / 128); v > 0; v = Math.floor(v / 128)) chunk.unshift(0x80 | (v & 0x7f));
+    for (let v = Math.floor(p / 128); v > 0; v = Math.floor(v / 128))
+      chunk.unshift(0x80 | (v & 0x7f));
     out.push(...chunk);
   }
   return tlv(0x06, Buffer.from(out));
@@ -199,7 +200,11 @@ export function tlsFromSecret(
   return parseTls(id, cert, key);
 }
 
-export function parseTls(id: string, cert: string, key: string): TlsCertificate | { error: string } {
+export function parseTls(
+  id: string,
+  cert: string,
+  key: string,
+): TlsCertificate | { error: string } {
   let x509: X509Certificate;
   let keyObject: KeyObject;
   try {
@@ -224,7 +229,15 @@ export function parseTls(id: string, cert: string, key: string): TlsCertificate 
     .split(', ')
     .filter((s) => s.startsWith('DNS:'))
     .map((s) => s.slice(4));
-  return { id, cert, key, subject: x509.subject.replace(/\n/g, ', '), dnsNames, notAfter: x509.validTo, x509 };
+  return {
+    id,
+    cert,
+    key,
+    subject: x509.subject.replace(/\n/g, ', '),
+    dnsNames,
+    notAfter: x509.validTo,
+    x509,
+  };
 }
 
 let fakeTls: TlsCertificate | null = null;

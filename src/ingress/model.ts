@@ -106,7 +106,8 @@ export function objectsOf(docs: readonly ManifestDocument[]): Located[] {
     };
     if (doc.object.kind === 'List' && Array.isArray(doc.object.items)) {
       doc.object.items.forEach((item, i) => {
-        if (isObject(item)) out.push({ object: item, origin: { ...base, pathPrefix: ['items', i] } });
+        if (isObject(item))
+          out.push({ object: item, origin: { ...base, pathPrefix: ['items', i] } });
       });
     } else out.push({ object: doc.object, origin: base });
   }
@@ -127,7 +128,8 @@ export function isDnsSubdomain(s: string): boolean {
 
 /** A rule or TLS host: a DNS subdomain, or `*.` + one, never an IP address. */
 export function hostProblem(host: string): string | null {
-  if (IPV4.test(host) || host.includes(':')) return `${JSON.stringify(host)} must be a DNS name, not an IP address`;
+  if (IPV4.test(host) || host.includes(':'))
+    return `${JSON.stringify(host)} must be a DNS name, not an IP address`;
   const bare = host.startsWith('*.') ? host.slice(2) : host;
   if (!isDnsSubdomain(bare)) {
     return host.includes('*')
@@ -209,7 +211,9 @@ function describe(v: unknown): string {
 }
 
 function portProblem(v: number): string | null {
-  return Number.isInteger(v) && v >= 1 && v <= 65535 ? null : `must be between 1 and 65535, got ${v}`;
+  return Number.isInteger(v) && v >= 1 && v <= 65535
+    ? null
+    : `must be between 1 and 65535, got ${v}`;
 }
 
 function portNameProblem(s: string): string | null {
@@ -235,7 +239,10 @@ function readBackend(
       return undefined;
     }
     if (service !== undefined && !DNS1123_LABEL.test(service)) {
-      c.err([...path, 'serviceName'], `${JSON.stringify(service)} is not a valid Service name (DNS-1035 label)`);
+      c.err(
+        [...path, 'serviceName'],
+        `${JSON.stringify(service)} is not a valid Service name (DNS-1035 label)`,
+      );
     }
     if (typeof port === 'number') {
       const p = portProblem(port);
@@ -243,7 +250,8 @@ function readBackend(
       return service !== undefined && !p ? { service, port } : undefined;
     }
     if (typeof port === 'string') {
-      if (/^\d+$/.test(port)) return service !== undefined ? { service, port: Number(port) } : undefined;
+      if (/^\d+$/.test(port))
+        return service !== undefined ? { service, port: Number(port) } : undefined;
       const p = portNameProblem(port);
       if (p) c.err([...path, 'servicePort'], p);
       return service !== undefined && !p ? { service, port } : undefined;
@@ -259,14 +267,20 @@ function readBackend(
   }
   if (hasResource) return null;
   if (!hasService) {
-    c.err([...path, 'service'], 'required field is missing (one of service or resource must be set)');
+    c.err(
+      [...path, 'service'],
+      'required field is missing (one of service or resource must be set)',
+    );
     return undefined;
   }
   const svc = c.object(b.service, [...path, 'service'], true);
   if (!svc) return undefined;
   const service = c.string(svc.name, [...path, 'service', 'name'], true);
   if (service !== undefined && !DNS1123_LABEL.test(service)) {
-    c.err([...path, 'service', 'name'], `${JSON.stringify(service)} is not a valid Service name (DNS-1035 label)`);
+    c.err(
+      [...path, 'service', 'name'],
+      `${JSON.stringify(service)} is not a valid Service name (DNS-1035 label)`,
+    );
   }
   const port = c.object(svc.port, [...path, 'service', 'port'], true);
   if (!port) return undefined;
@@ -278,7 +292,10 @@ function readBackend(
   }
   if (hasNumber) {
     if (typeof port.number !== 'number') {
-      c.err([...path, 'service', 'port', 'number'], `expected an integer, got ${describe(port.number)}`);
+      c.err(
+        [...path, 'service', 'port', 'number'],
+        `expected an integer, got ${describe(port.number)}`,
+      );
       return undefined;
     }
     const p = portProblem(port.number);
@@ -302,15 +319,30 @@ function readPath(
   if (!p) return undefined;
   let pathType: PathType = 'ImplementationSpecific';
   if (p.pathType === undefined || p.pathType === null) {
-    if (!legacy) c.err([...field, 'pathType'], 'required field is missing (Exact, Prefix or ImplementationSpecific)');
-  } else if (p.pathType === 'Exact' || p.pathType === 'Prefix' || p.pathType === 'ImplementationSpecific') {
+    if (!legacy)
+      c.err(
+        [...field, 'pathType'],
+        'required field is missing (Exact, Prefix or ImplementationSpecific)',
+      );
+  } else if (
+    p.pathType === 'Exact' ||
+    p.pathType === 'Prefix' ||
+    p.pathType === 'ImplementationSpecific'
+  ) {
     pathType = p.pathType;
   } else {
-    c.err([...field, 'pathType'], `expected one of Exact, Prefix, ImplementationSpecific, got ${describe(p.pathType)}`);
+    c.err(
+      [...field, 'pathType'],
+      `expected one of Exact, Prefix, ImplementationSpecific, got ${describe(p.pathType)}`,
+    );
   }
   const path = c.string(p.path, [...field, 'path'], false) ?? '';
   if (pathType === 'Exact' || pathType === 'Prefix') {
-    if (!path.startsWith('/')) c.err([...field, 'path'], `${JSON.stringify(path)} must be an absolute path (start with '/')`);
+    if (!path.startsWith('/'))
+      c.err(
+        [...field, 'path'],
+        `${JSON.stringify(path)} must be an absolute path (start with '/')`,
+      );
     else {
       for (const bad of INVALID_PATH_SEQUENCES) {
         if (path.includes(bad)) c.err([...field, 'path'], `must not contain '${bad}'`);
@@ -350,19 +382,25 @@ export function readIngresses(docs: readonly ManifestDocument[]): {
     const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
     const c = new Checker(origin, 'Ingress', namespace, name);
     if (name === undefined) c.err(['metadata', 'name'], 'required field is missing');
-    else if (!isDnsSubdomain(name)) c.err(['metadata', 'name'], `${JSON.stringify(name)} is not a valid DNS-1123 subdomain`);
+    else if (!isDnsSubdomain(name))
+      c.err(['metadata', 'name'], `${JSON.stringify(name)} is not a valid DNS-1123 subdomain`);
     const annotations: Record<string, string> = {};
     const rawAnn = c.object(meta.annotations, ['metadata', 'annotations'], false) ?? {};
     for (const [k, v] of Object.entries(rawAnn)) {
       if (v === null || v === undefined) continue;
-      if (typeof v !== 'string') c.err(['metadata', 'annotations', k], `expected a string, got ${describe(v)} (quote it)`);
+      if (typeof v !== 'string')
+        c.err(['metadata', 'annotations', k], `expected a string, got ${describe(v)} (quote it)`);
       else annotations[k] = v;
     }
     const spec = c.object(object.spec, ['spec'], false) ?? {};
     let ingressClassName: string | null = null;
     const icn = c.string(spec.ingressClassName, ['spec', 'ingressClassName'], false);
     if (icn !== undefined) {
-      if (!isDnsSubdomain(icn)) c.err(['spec', 'ingressClassName'], `${JSON.stringify(icn)} is not a valid DNS-1123 subdomain`);
+      if (!isDnsSubdomain(icn))
+        c.err(
+          ['spec', 'ingressClassName'],
+          `${JSON.stringify(icn)} is not a valid DNS-1123 subdomain`,
+        );
       ingressClassName = icn;
     }
     const dbField = legacy ? 'backend' : 'defaultBackend';
@@ -386,7 +424,8 @@ export function readIngresses(docs: readonly ManifestDocument[]): {
         return;
       }
       const rawPaths = c.list(http.paths, ['spec', 'rules', i, 'http', 'paths']);
-      if (rawPaths.length === 0) c.err(['spec', 'rules', i, 'http', 'paths'], 'must have at least 1 item');
+      if (rawPaths.length === 0)
+        c.err(['spec', 'rules', i, 'http', 'paths'], 'must have at least 1 item');
       const paths: IngressPath[] = [];
       rawPaths.forEach((p, j) => {
         const parsed = readPath(c, p, ['spec', 'rules', i, 'http', 'paths', j], legacy);
@@ -411,7 +450,10 @@ export function readIngresses(docs: readonly ManifestDocument[]): {
       });
       const secretName = c.string(entry.secretName, ['spec', 'tls', i, 'secretName'], false) ?? '';
       if (secretName !== '' && !isDnsSubdomain(secretName)) {
-        c.err(['spec', 'tls', i, 'secretName'], `${JSON.stringify(secretName)} is not a valid Secret name`);
+        c.err(
+          ['spec', 'tls', i, 'secretName'],
+          `${JSON.stringify(secretName)} is not a valid Secret name`,
+        );
       }
       tls.push({ hosts, secretName });
     });
@@ -419,7 +461,10 @@ export function readIngresses(docs: readonly ManifestDocument[]): {
       const key = `${namespace}/${name}`;
       const first = seen.get(key);
       if (first) {
-        c.err(['metadata', 'name'], `duplicate Ingress ${key} (first defined in ${first.file} document ${first.documentIndex})`);
+        c.err(
+          ['metadata', 'name'],
+          `duplicate Ingress ${key} (first defined in ${first.file} document ${first.documentIndex})`,
+        );
       } else seen.set(key, origin);
     }
     if (c.errors.length > 0) {
@@ -465,7 +510,11 @@ export function readManualEndpoints(docs: readonly ManifestDocument[]): ManualEn
   for (const { object } of objectsOf(docs)) {
     const meta = isObject(object.metadata) ? object.metadata : {};
     const namespace = typeof meta.namespace === 'string' ? meta.namespace : 'default';
-    if (object.kind === 'Endpoints' && object.apiVersion === 'v1' && typeof meta.name === 'string') {
+    if (
+      object.kind === 'Endpoints' &&
+      object.apiVersion === 'v1' &&
+      typeof meta.name === 'string'
+    ) {
       const e = entry(namespace, meta.name);
       for (const subset of Array.isArray(object.subsets) ? object.subsets : []) {
         if (!isObject(subset)) continue;

@@ -11,13 +11,25 @@
  * (ImplementationSpecific is Prefix). nginx: ngx_http_core_module `location`,
  * ngx_http_rewrite_module `rewrite`, `server_name`.
  */
-import { ManifestError, ManifestErrors, formatFieldPath, type ClusterState } from '../cluster/index.js';
+import {
+  ManifestError,
+  ManifestErrors,
+  formatFieldPath,
+  type ClusterState,
+} from '../cluster/index.js';
 import type { PathSegment } from '../cluster/index.js';
 import { DEFAULT_SETTINGS, parseAnnotations, type LocationSettings } from './annotations.js';
 import { BackendResolver, type Endpoint } from './backends.js';
 import { certificateCoversHost, tlsFromSecret, type TlsCertificate } from './certs.js';
 import type { IngressObject, ManualEndpoints, ObjectOrigin, ServiceBackendRef } from './model.js';
-import { compileNginxRegex, compileTemplate, toByteString, type TemplatePart } from './uri.js';
+import {
+  compileNginxRegex,
+  compileTemplate,
+  expandTemplate,
+  parseTarget,
+  toByteString,
+  type TemplatePart,
+} from './uri.js';
 
 export const DEFAULT_SERVER = '_';
 export const DEFAULT_UPSTREAM = 'upstream-default-backend';
@@ -104,7 +116,11 @@ export interface CompileOptions extends ClassOptions {
 const IS_DEFAULT_CLASS = 'ingressclass.kubernetes.io/is-default-class';
 const CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 
-function meta(o: unknown): { name: string; namespace: string; annotations: Record<string, string> } {
+function meta(o: unknown): {
+  name: string;
+  namespace: string;
+  annotations: Record<string, string>;
+} {
   const m = ((o as { metadata?: unknown }).metadata ?? {}) as Record<string, unknown>;
   return {
     name: String(m.name ?? ''),
@@ -133,7 +149,10 @@ export function classDecision(
   if (annotation !== undefined) {
     return annotation === ingressClass
       ? { accepted: true, reason: `annotation ${CLASS_ANNOTATION}: ${annotation}` }
-      : { accepted: false, reason: `annotation ${CLASS_ANNOTATION}: ${annotation} (this controller is class ${ingressClass})` };
+      : {
+          accepted: false,
+          reason: `annotation ${CLASS_ANNOTATION}: ${annotation} (this controller is class ${ingressClass})`,
+        };
   }
   let className = ing.ingressClassName;
   let how = 'spec.ingressClassName';
@@ -148,7 +167,10 @@ export function classDecision(
     } else if (opts.watchWithoutClass) {
       return { accepted: true, reason: 'no class (--watch-ingress-without-class)' };
     } else {
-      return { accepted: false, reason: 'no ingressClassName, no class annotation and no default IngressClass' };
+      return {
+        accepted: false,
+        reason: 'no ingressClassName, no class annotation and no default IngressClass',
+      };
     }
   }
   const ic = ingressClasses.find((c) => meta(c).name === className);
@@ -260,7 +282,11 @@ export function compileRoutes(
     return u;
   };
 
-  const rootDraft = (upstream: Upstream | null, ing: IngressObject | null, settings: LocationSettings): Draft => ({
+  const rootDraft = (
+    upstream: Upstream | null,
+    ing: IngressObject | null,
+    settings: LocationSettings,
+  ): Draft => ({
     path: '/',
     ingressPath: '/',
     pathType: 'Prefix',
@@ -321,7 +347,14 @@ export function compileRoutes(
             );
             break;
           }
-          Object.assign(loc, { upstream, isDefBackend: false, ing, settings, field: p.field, ingressPath: nginxPath });
+          Object.assign(loc, {
+            upstream,
+            isDefBackend: false,
+            ing,
+            settings,
+            field: p.field,
+            ingressPath: nginxPath,
+          });
           break;
         }
         if (add) {
@@ -342,7 +375,8 @@ export function compileRoutes(
 
   // TLS (createServers, second pass).
   const secrets = new Map<string, Record<string, unknown>>();
-  for (const s of state.secrets) secrets.set(`${meta(s).namespace}/${meta(s).name}`, s as Record<string, unknown>);
+  for (const s of state.secrets)
+    secrets.set(`${meta(s).namespace}/${meta(s).name}`, s as Record<string, unknown>);
   const tlsCache = new Map<string, TlsCertificate | { error: string }>();
   const loadTls = (key: string): TlsCertificate | { error: string } => {
     let t = tlsCache.get(key);
@@ -361,10 +395,11 @@ export function compileRoutes(
       // extractTLSSecretName: a TLS entry naming the host, else a certificate covering it.
       let secretName = '';
       const lower = host.toLowerCase();
-      for (const t of ing.tls) if (t.hosts.some((h) => h.toLowerCase() === lower)) {
-        secretName = t.secretName;
-        break;
-      }
+      for (const t of ing.tls)
+        if (t.hosts.some((h) => h.toLowerCase() === lower)) {
+          secretName = t.secretName;
+          break;
+        }
       if (secretName === '') {
         for (const t of ing.tls) {
           if (t.secretName === '') continue;
@@ -382,10 +417,14 @@ export function compileRoutes(
       const key = `${ing.namespace}/${secretName}`;
       const cert = loadTls(key);
       if ('error' in cert) {
-        warnings.push(`server ${host}: SSL certificate Secret ${key} ${cert.error}, using the default certificate`);
+        warnings.push(
+          `server ${host}: SSL certificate Secret ${key} ${cert.error}, using the default certificate`,
+        );
         server.tls = 'default';
       } else if (!certificateCoversHost(cert, host)) {
-        warnings.push(`server ${host}: SSL certificate ${key} does not contain a Common Name or Subject Alternative Name for ${host}, using the default certificate`);
+        warnings.push(
+          `server ${host}: SSL certificate ${key} does not contain a Common Name or Subject Alternative Name for ${host}, using the default certificate`,
+        );
         server.tls = 'default';
       } else server.tls = cert;
     }
@@ -393,7 +432,9 @@ export function compileRoutes(
 
   // Order, Prefix expansion, regex modifier, rewrites.
   const servers = new Map<string, Server>();
-  for (const [hostname, { draft, tls }] of [...drafts].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+  for (const [hostname, { draft, tls }] of [...drafts].sort(([a], [b]) =>
+    a < b ? -1 : a > b ? 1 : 0,
+  )) {
     draft.sort((a, b) => (a.path > b.path ? -1 : a.path < b.path ? 1 : 0));
     draft.sort((a, b) => b.path.length - a.path.length);
     const exactPaths = new Set(draft.filter((d) => d.pathType === 'Exact').map((d) => d.path));
@@ -413,7 +454,9 @@ export function compileRoutes(
       expanded.push(d);
       if (!exactPaths.has(exact.path)) expanded.push(exact);
     }
-    const enforceRegex = expanded.some((d) => needsRewrite(d.path, d.settings) || d.settings.useRegex);
+    const enforceRegex = expanded.some(
+      (d) => needsRewrite(d.path, d.settings) || d.settings.useRegex,
+    );
     const locations: Location[] = [];
     for (const d of expanded) {
       let regex: RegExp | null = null;
@@ -434,7 +477,11 @@ export function compileRoutes(
         }
       } catch (e) {
         if (d.ing && d.field) {
-          errAt(d.ing, [...d.field, 'path'], `${JSON.stringify(d.path)} is used as a regular expression on host ${hostname} (use-regex or rewrite-target is set for it) and does not compile: ${(e as Error).message}`);
+          errAt(
+            d.ing,
+            [...d.field, 'path'],
+            `${JSON.stringify(d.path)} is used as a regular expression on host ${hostname} (use-regex or rewrite-target is set for it) and does not compile: ${(e as Error).message}`,
+          );
         } else warnings.push(`server ${hostname}: location ${d.path}: ${(e as Error).message}`);
         continue;
       }
@@ -468,7 +515,8 @@ export function compileRoutes(
 
   const wildcards: { suffix: string; server: Server }[] = [];
   for (const [hostname, server] of servers) {
-    if (hostname.startsWith('*.')) wildcards.push({ suffix: hostname.slice(1).toLowerCase(), server });
+    if (hostname.startsWith('*.'))
+      wildcards.push({ suffix: hostname.slice(1).toLowerCase(), server });
   }
   return {
     servers,
@@ -524,4 +572,47 @@ export function nextEndpoint(u: Upstream): Endpoint | null {
   const e = u.endpoints[u.next % n]!;
   u.next = (u.next + 1) % n;
   return e;
+}
+
+export interface RouteExplanation {
+  server: string;
+  /** The location as nginx.conf writes it; null: no location matched (404). */
+  location: string | null;
+  ingress: string | null;
+  upstream: string;
+  /** The path sent upstream (after the rewrite), or the redirect target of a URL rewrite. */
+  path: string | null;
+}
+
+/**
+ * Where a request would go: server, location, upstream and the path the backend sees.
+ * For tests and `kubewire ingress-conf --explain`; the proxy does the same per request.
+ */
+export function explainRoute(
+  config: IngressConfig,
+  host: string,
+  target: string,
+): RouteExplanation {
+  const t = parseTarget(target);
+  const server = findServer(config, (t?.host ?? host).toLowerCase().replace(/:\d+$/, ''));
+  const loc = t ? findLocation(server, t.uri) : null;
+  if (!t || !loc)
+    return { server: server.hostname, location: null, ingress: null, upstream: '-', path: null };
+  let path = target;
+  if (loc.rewrite) {
+    const m = loc.rewrite.regex.exec(t.uri);
+    if (m) {
+      const out = expandTemplate(loc.rewrite.parts, m, (v) =>
+        v === 'scheme' ? 'http' : v === 'host' ? host : '',
+      );
+      path = loc.rewrite.redirect || out.includes('?') || t.args === '' ? out : `${out}?${t.args}`;
+    }
+  }
+  return {
+    server: server.hostname,
+    location: loc.nginx,
+    ingress: loc.ingress,
+    upstream: loc.upstream?.name ?? DEFAULT_UPSTREAM,
+    path,
+  };
 }
