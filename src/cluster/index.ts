@@ -42,6 +42,13 @@ export {
   type TaintEffect,
   type Toleration,
 } from './state.js';
+export {
+  IPAM_BLOCK_API_VERSION,
+  IPAM_MANIFEST_HEADER,
+  ipamBlockName,
+  ipamBlocksFor,
+  renderIpamManifest,
+} from './ipam-blocks.js';
 export { derivedUid, netnsNameForPod, podTemplateHash, vethNameForWorkload } from './naming.js';
 export {
   isEmptyLabelSelector,

@@ -5,6 +5,7 @@
 import { stableHash32 } from './hash.js';
 import {
   cidrContains,
+  cidrContainsCidr,
   enclosingCidr,
   formatCidr,
   formatIPv4,
@@ -46,6 +47,30 @@ export interface IpamPod {
   owner?: string;
 }
 
+/**
+ * One allocation recorded in an IPAMBlock (ipam-blocks.ts turns manifests into these).
+ * A pod's record names the pod; the tunnel address record names its node.
+ */
+export interface IpamRecord {
+  ip: number;
+  /** "<namespace>/<name>" of the pod the address was assigned to (secondary namespace, pod). */
+  pod?: string;
+  /** Node the address was assigned on: secondary.node, else the block's affinity host. */
+  node: string | null;
+  /** Set for a node's IPIP tunnel address (handle ipip-tunnel-addr-<node>). */
+  tunnelOf?: string;
+}
+
+/** An IPAMBlock of the manifests: its affinity and its allocations, in address order. */
+export interface IpamRecordedBlock {
+  /** The IPAMBlock's metadata.name, for messages. */
+  name: string;
+  cidr: Cidr;
+  /** Host of spec.affinity ("host:<node>"), or null for a block without affinity. */
+  affinity: string | null;
+  records: IpamRecord[];
+}
+
 export interface NodeIpam {
   blocks: Cidr[];
   tunnelAddress: number | null;
@@ -63,6 +88,8 @@ export interface IpamResult {
   problems: IpamProblem[];
   /** Non-fatal notes, keyed by node name. */
   nodeWarnings: { node: string; detail: string }[];
+  /** Non-fatal notes about recorded blocks, keyed by IPAMBlock name. */
+  blockWarnings: { block: string; detail: string }[];
 }
 
 function compareOrder(a: IpamPod, b: IpamPod): number {
@@ -140,29 +167,94 @@ export function poolsForNode(pools: readonly IpamPool[], labels: Labels): IpamPo
 }
 
 /**
- * Runs IPAM. `pools` and `nodes` sorted by name, `pods` in any order. Steps:
+ * Runs IPAM. `pools` and `nodes` sorted by name, `pods` in any order, `recorded` the
+ * IPAMBlocks of the manifests (any order; at most one per block). Steps:
+ * 0. a recorded block's affinity claims it for its node, when the node exists and the
+ *    block's pool serves it (per node: the podCIDR block, the recorded tunnel block, then
+ *    address order);
  * 1. a node's spec.podCIDR inside a pool that applies to it becomes its first block;
  * 2. every node gets a first block in the first IPIP pool that applies to it (or, with no
  *    IPIP pool, the first pool), chosen by hashing its name (claimHashed);
- * 3. tunnel address = first address of the node's first block in an IPIP pool;
+ * 3. tunnel address = the recorded one when it lies in one of the node's IPIP blocks, else
+ *    the first address of the node's first block in an IPIP pool;
  * 4. pinned pods (cni.projectcalico.org/ipAddrs), in pod-key order: the address must be in
  *    an enabled pool and unused; an unclaimed block becomes the pod node's, a block of
  *    another node makes the address borrowed;
- * 5. other pods, node by node, in `order`: the lowest free address of the node's blocks
- *    (in claim order), then a new hashed block, then a borrowed address from another
- *    node's block; failing all, the pod stays Pending.
+ * 5. recorded pod addresses, in address order: kept when the pod exists, is not pinned,
+ *    runs on the recorded node, the address is free and its pool serves that node. Other
+ *    recorded addresses are released;
+ * 6. other pods, node by node, in `order`: the lowest free address of the node's blocks
+ *    (in claim order) that was not released in step 5, then a released one, then a new
+ *    hashed block, then a borrowed address from another node's block; failing all, the
+ *    pod stays Pending.
+ * Without recorded blocks, steps 0 and 5 do nothing and nothing is released.
  */
 export function runIpam(
   pools: readonly IpamPool[],
   nodes: readonly IpamNode[],
   pods: readonly IpamPod[],
+  recorded: readonly IpamRecordedBlock[] = [],
 ): IpamResult {
   const table = new BlockTable(pools);
   const problems: IpamProblem[] = [];
   const nodeWarnings: { node: string; detail: string }[] = [];
+  const blockWarnings: { block: string; detail: string }[] = [];
   const usable = new Map(nodes.map((n) => [n.name, poolsForNode(pools, n.labels)]));
+  const blocks = [...recorded].sort((a, b) => a.cidr.base - b.cidr.base);
+
+  // 0. recorded affinities.
+  const tunnelRecord = new Map<string, number>(); // node → recorded tunl0 address
+  for (const block of blocks) {
+    for (const r of block.records) {
+      if (r.tunnelOf !== undefined && !tunnelRecord.has(r.tunnelOf))
+        tunnelRecord.set(r.tunnelOf, r.ip);
+    }
+  }
+  const affine = new Map<string, { cidr: Cidr; pool: IpamPool }[]>();
+  for (const block of blocks) {
+    const host = block.affinity;
+    if (host === null) continue;
+    const mine = usable.get(host);
+    if (mine === undefined) {
+      blockWarnings.push({
+        block: block.name,
+        detail: `node ${host} does not exist; the block's affinity and allocations are released`,
+      });
+      continue;
+    }
+    const pool = mine.find(
+      (p) => p.blockSize === block.cidr.prefix && cidrContainsCidr(p.cidr, block.cidr),
+    );
+    if (!pool) {
+      const holder = pools.find((p) => cidrContainsCidr(p.cidr, block.cidr));
+      const why = !holder
+        ? 'no IP pool contains it'
+        : holder.disabled
+          ? `IP pool ${holder.name} is disabled`
+          : `IP pool ${holder.name} does not select node ${host}`;
+      blockWarnings.push({ block: block.name, detail: `${why}; affinity to ${host} released` });
+      continue;
+    }
+    const list = affine.get(host) ?? [];
+    list.push({ cidr: block.cidr, pool });
+    affine.set(host, list);
+  }
+  for (const node of nodes) {
+    const list = affine.get(node.name);
+    if (!list) continue;
+    const tunnel = tunnelRecord.get(node.name);
+    const rank = (b: Cidr): number =>
+      node.podCIDR && cidrContains(b, node.podCIDR.base)
+        ? 0
+        : tunnel !== undefined && cidrContains(b, tunnel)
+          ? 1
+          : 2;
+    list.sort((x, y) => rank(x.cidr) - rank(y.cidr) || x.cidr.base - y.cidr.base);
+    for (const { cidr, pool } of list) table.claim(node.name, cidr, pool);
+  }
 
   // 1. podCIDR blocks.
+  const podCidrOwner = new Map<number, string>(); // block base → node whose podCIDR it is
   for (const node of nodes) {
     if (!node.podCIDR) continue;
     const pool = usable.get(node.name)!.find((p) => cidrContains(p.cidr, node.podCIDR!.base));
@@ -174,12 +266,22 @@ export function runIpam(
       continue;
     }
     const block = enclosingCidr(node.podCIDR.base, pool.blockSize);
-    const owner = table.ownerOf(block.base);
-    if (owner !== undefined) {
+    const other = podCidrOwner.get(block.base);
+    if (other !== undefined) {
       problems.push({
         type: 'node',
         node: node.name,
-        detail: `spec.podCIDR ${formatCidr(node.podCIDR)}: block ${formatCidr(block)} already belongs to node ${owner}`,
+        detail: `spec.podCIDR ${formatCidr(node.podCIDR)}: block ${formatCidr(block)} already belongs to node ${other}`,
+      });
+      continue;
+    }
+    podCidrOwner.set(block.base, node.name);
+    const owner = table.ownerOf(block.base);
+    if (owner === node.name) continue; // recorded affinity, already first
+    if (owner !== undefined) {
+      nodeWarnings.push({
+        node: node.name,
+        detail: `spec.podCIDR ${formatCidr(node.podCIDR)}: block ${formatCidr(block)} is affine to node ${owner} (IPAMBlock); ignored`,
       });
       continue;
     }
@@ -206,8 +308,14 @@ export function runIpam(
   const result = new Map<string, NodeIpam>();
   const used = new Map<number, string>(); // address → what uses it
   for (const node of nodes) {
-    const first = table.blocks(node.name).find((b) => table.pool(b)!.ipipMode !== 'Never');
-    const tunnel = first ? first.base : null;
+    const ipipBlocks = table.blocks(node.name).filter((b) => table.pool(b)!.ipipMode !== 'Never');
+    const recordedTunnel = tunnelRecord.get(node.name);
+    const home =
+      recordedTunnel !== undefined
+        ? ipipBlocks.find((b) => cidrContains(b, recordedTunnel))
+        : undefined;
+    const first = home ?? ipipBlocks[0];
+    const tunnel = home ? recordedTunnel! : first ? first.base : null;
     if (tunnel !== null) used.set(tunnel, `the tunl0 address of node ${node.name}`);
     result.set(node.name, {
       blocks: [],
@@ -257,23 +365,55 @@ export function runIpam(
     podResults.set(pod.key, { ip, borrowed: owner !== pod.nodeName });
   }
 
-  // 5. automatic addresses.
-  const cursor = new Map<number, number>(); // block base → next offset to try
-  const freeIn = (block: Cidr): number | null => {
+  // 5. recorded pod addresses (Calico never moves a running pod's address).
+  const released = new Set<number>(); // recorded addresses not kept: taken last
+  const podByKey = new Map(pods.map((p) => [p.key, p]));
+  for (const block of blocks) {
+    for (const r of block.records) {
+      if (r.tunnelOf !== undefined) {
+        if (result.get(r.tunnelOf)?.tunnelAddress !== r.ip) released.add(r.ip);
+        continue;
+      }
+      const pod = r.pod !== undefined ? podByKey.get(r.pod) : undefined;
+      const node = pod?.nodeName ?? null;
+      const pool =
+        pod && node !== null && pod.pinnedIP === null && node === r.node
+          ? usable.get(node)?.find((p) => cidrContains(p.cidr, r.ip))
+          : undefined;
+      if (!pod || node === null || !pool || podResults.has(pod.key) || used.has(r.ip)) {
+        released.add(r.ip);
+        continue;
+      }
+      const home = enclosingCidr(r.ip, pool.blockSize);
+      let owner = table.ownerOf(home.base);
+      if (owner === undefined) {
+        table.claim(node, home, pool);
+        owner = node;
+      }
+      used.set(r.ip, `assigned to pod ${pod.key}`);
+      podResults.set(pod.key, { ip: r.ip, borrowed: owner !== node });
+    }
+  }
+
+  // 6. automatic addresses: pass 0 skips released addresses, pass 1 takes only them.
+  const cursor = new Map<string, number>(); // "<block base>/<pass>" → next offset to try
+  const freeIn = (block: Cidr, pass: 0 | 1): number | null => {
+    const key = `${block.base}/${pass}`;
     const size = prefixSize(block.prefix);
-    for (let off = cursor.get(block.base) ?? 0; off < size; off++) {
+    for (let off = cursor.get(key) ?? 0; off < size; off++) {
       const addr = (block.base + off) >>> 0;
-      if (!used.has(addr)) {
-        cursor.set(block.base, off + 1);
+      if (!used.has(addr) && released.has(addr) === (pass === 1)) {
+        cursor.set(key, off + 1);
         return addr;
       }
     }
-    cursor.set(block.base, size);
+    cursor.set(key, size);
     return null;
   };
+  const freeAny = (block: Cidr): number | null => freeIn(block, 0) ?? freeIn(block, 1);
   const byNode = new Map<string, IpamPod[]>();
   for (const pod of pods) {
-    if (pod.pinnedIP !== null || pod.nodeName === null) continue;
+    if (pod.pinnedIP !== null || pod.nodeName === null || podResults.has(pod.key)) continue;
     const list = byNode.get(pod.nodeName) ?? [];
     list.push(pod);
     byNode.set(pod.nodeName, list);
@@ -290,19 +430,22 @@ export function runIpam(
       }
       let addr: number | null = null;
       let borrowed = false;
-      for (const block of table.blocks(node.name)) {
-        addr = freeIn(block);
+      for (const pass of [0, 1] as const) {
+        for (const block of table.blocks(node.name)) {
+          addr = freeIn(block, pass);
+          if (addr !== null) break;
+        }
         if (addr !== null) break;
       }
       for (const pool of mine) {
         if (addr !== null) break;
         const block = table.claimHashed(node.name, pool);
-        if (block) addr = freeIn(block);
+        if (block) addr = freeAny(block);
       }
       if (addr === null) {
         for (const { block, node: other } of table.allBlocks()) {
           if (other === node.name || !mine.includes(table.pool(block)!)) continue;
-          addr = freeIn(block);
+          addr = freeAny(block);
           if (addr !== null) {
             borrowed = true;
             break;
@@ -321,5 +464,5 @@ export function runIpam(
   }
 
   for (const node of nodes) result.get(node.name)!.blocks = [...table.blocks(node.name)];
-  return { nodes: result, pods: podResults, problems, nodeWarnings };
+  return { nodes: result, pods: podResults, problems, nodeWarnings, blockWarnings };
 }

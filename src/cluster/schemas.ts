@@ -542,6 +542,38 @@ export const ipPoolSchema = z.object({
   }),
 });
 
+/** `spec.affinity` of an IPAMBlock: `host:<node name>` (libcalico-go AffinityTypeHost). */
+export const IPAM_BLOCK_AFFINITY_PREFIX = 'host:';
+
+/**
+ * Calico IPAMBlock (crd.projectcalico.org/v1; libcalico-go model.AllocationBlock): the
+ * allocations of one block. Rules that need the block size or other objects are checked
+ * in validate.ts (CHECKS.IPAMBlock) and state.ts (pool, overlap).
+ */
+export const ipamBlockSchema = z.object({
+  metadata: objectMeta(dnsSubdomain),
+  spec: z
+    .object({
+      cidr: cidrString(true),
+      affinity: z.string().optional(),
+      strictAffinity: z.boolean().optional(),
+      allocations: z.array(nonNegativeInt.nullable()),
+      unallocated: z.array(nonNegativeInt).optional(),
+      attributes: z
+        .array(
+          z
+            .object({
+              handle_id: z.string().optional(),
+              secondary: z.record(z.string(), z.string()).optional(),
+            })
+            .loose(),
+        )
+        .optional(),
+      deleted: z.boolean().optional(),
+    })
+    .loose(),
+});
+
 // ---------------------------------------------------------------------------------------
 // Kinds kept as raw objects (validated lightly)
 
@@ -709,6 +741,7 @@ export type NodeInput = z.infer<typeof nodeSchema>;
 export type NamespaceInput = z.infer<typeof namespaceSchema>;
 export type ClusterConfigurationInput = z.infer<typeof clusterConfigurationSchema>;
 export type IPPoolInput = z.infer<typeof ipPoolSchema>;
+export type IPAMBlockInput = z.infer<typeof ipamBlockSchema>;
 export type LabelSelectorInput = z.infer<typeof labelSelectorSchema>;
 export type TaintInput = z.infer<typeof taintSchema>;
 export type TolerationInput = z.infer<typeof tolerationSchema>;

@@ -6,6 +6,7 @@
 import { ManifestError, ManifestErrors, type PathSegment } from './errors.js';
 import { compareStrings } from './hash.js';
 import {
+  cidrContainsCidr,
   cidrsOverlap,
   formatCidr,
   formatIPv4,
@@ -14,7 +15,15 @@ import {
   parseIPv4,
   type Cidr,
 } from './ip.js';
-import { runIpam, type IpamNode, type IpamPod, type IpamPool, type IpipMode } from './ipam.js';
+import { recordedBlockOf } from './ipam-blocks.js';
+import {
+  runIpam,
+  type IpamNode,
+  type IpamPod,
+  type IpamPool,
+  type IpamRecordedBlock,
+  type IpipMode,
+} from './ipam.js';
 import type { ManifestDocument } from './load.js';
 import {
   daemonPodName,
@@ -464,6 +473,45 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     });
   }
 
+  // IPAM blocks (recorded allocations). Checked against the pools only when every object
+  // is valid, as IPAM itself: a broken pool would make every block look misplaced.
+  const recordedBlocks: IpamRecordedBlock[] = [];
+  const blockEntryByName = new Map<string, Entry<unknown>>();
+  for (const entry of validationFailed ? [] : unique(catalog.ipamBlocks)) {
+    const spec = entry.value.spec;
+    const cidr = parseCidr(spec.cidr);
+    if (!cidr) {
+      warn(entry, ['spec', 'cidr'], `IPv6 block ${spec.cidr} skipped (kubewire emulates IPv4)`);
+      continue;
+    }
+    if (spec.deleted) continue; // being deleted by Calico: holds nothing
+    const pool = ipamPools.find((p) => cidrContainsCidr(p.cidr, cidr));
+    if (!pool) {
+      const list = ipamPools.map((p) => `${p.name} ${formatCidr(p.cidr)}`).join(', ');
+      err(entry, ['spec', 'cidr'], `${spec.cidr} is not inside any IP pool (${list || 'none'})`);
+      continue;
+    }
+    if (cidr.prefix !== pool.blockSize) {
+      err(
+        entry,
+        ['spec', 'cidr'],
+        `a /${cidr.prefix} block, but IP pool ${pool.name} has blockSize ${pool.blockSize}`,
+      );
+      continue;
+    }
+    const clash = recordedBlocks.find((b) => cidrsOverlap(b.cidr, cidr));
+    if (clash) {
+      err(
+        entry,
+        ['spec', 'cidr'],
+        `block ${spec.cidr} is also recorded by IPAMBlock ${clash.name}`,
+      );
+      continue;
+    }
+    recordedBlocks.push(recordedBlockOf(entry.name, cidr, spec));
+    blockEntryByName.set(entry.name, entry);
+  }
+
   // Nodes.
   const nodeEntries = unique(catalog.nodes);
   const nodeByIP = new Map<string, string>();
@@ -682,7 +730,7 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
         : {}),
     });
   }
-  const ipam = validationFailed ? null : runIpam(ipamPools, ipamNodes, ipamPods);
+  const ipam = validationFailed ? null : runIpam(ipamPools, ipamNodes, ipamPods, recordedBlocks);
   if (ipam) {
     for (const problem of ipam.problems) {
       if (problem.type === 'node') {
@@ -706,6 +754,9 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     for (const w of ipam.nodeWarnings) {
       const entry = nodeEntryByName.get(w.node)!;
       warn(entry, [], w.detail);
+    }
+    for (const w of ipam.blockWarnings) {
+      warn(blockEntryByName.get(w.block)!, ['spec', 'affinity'], w.detail);
     }
     for (const node of nodes) {
       const r = ipam.nodes.get(node.name)!;

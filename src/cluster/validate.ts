@@ -132,6 +132,11 @@ export const KINDS: Record<string, KindSpec> = {
     namespaced: false,
     schema: S.ipPoolSchema,
   },
+  IPAMBlock: {
+    apiVersions: ['crd.projectcalico.org/v1', 'projectcalico.org/v3'],
+    namespaced: false,
+    schema: S.ipamBlockSchema,
+  },
   Namespace: { apiVersions: V1, namespaced: false, schema: S.namespaceSchema },
   Pod: { apiVersions: V1, namespaced: true, schema: S.podSchema },
   Deployment: { apiVersions: APPS, namespaced: true, schema: S.deploymentSchema },
@@ -151,6 +156,7 @@ export interface Catalog {
   clusterConfigurations: Entry<S.ClusterConfigurationInput>[];
   nodes: Entry<S.NodeInput>[];
   ipPools: Entry<S.IPPoolInput>[];
+  ipamBlocks: Entry<S.IPAMBlockInput>[];
   namespaces: Entry<S.NamespaceInput>[];
   pods: Entry<S.PodInput>[];
   deployments: Entry<S.DeploymentInput>[];
@@ -169,6 +175,7 @@ const CATALOG_KEY: Record<string, keyof Catalog> = {
   ClusterConfiguration: 'clusterConfigurations',
   Node: 'nodes',
   IPPool: 'ipPools',
+  IPAMBlock: 'ipamBlocks',
   Namespace: 'namespaces',
   Pod: 'pods',
   Deployment: 'deployments',
@@ -188,6 +195,7 @@ function emptyCatalog(): Catalog {
     clusterConfigurations: [],
     nodes: [],
     ipPools: [],
+    ipamBlocks: [],
     namespaces: [],
     pods: [],
     deployments: [],
@@ -327,6 +335,52 @@ const CHECKS: Record<string, Check> = {
     if (spec.vxlanMode !== undefined && spec.vxlanMode !== 'Never') {
       warn(['spec', 'vxlanMode'], `${spec.vxlanMode} ignored (kubewire emulates IPIP only)`);
     }
+  },
+  IPAMBlock: (entry, err) => {
+    const spec = (entry.value as S.IPAMBlockInput).spec;
+    const r = parseCidrStrict(spec.cidr);
+    if (!r.ok) return; // IPv6: the builder skips the block with a warning
+    if (spec.affinity !== undefined) {
+      const host = spec.affinity.startsWith(S.IPAM_BLOCK_AFFINITY_PREFIX)
+        ? spec.affinity.slice(S.IPAM_BLOCK_AFFINITY_PREFIX.length)
+        : null;
+      if (host === null || !S.isDns1123Subdomain(host)) {
+        err(
+          ['spec', 'affinity'],
+          `expected "host:<node name>", got ${JSON.stringify(spec.affinity)}`,
+        );
+      }
+    }
+    if (r.cidr.prefix < 20) {
+      err(['spec', 'cidr'], `IPv4 block size must be between 20 and 32, got /${r.cidr.prefix}`);
+      return;
+    }
+    const size = 2 ** (32 - r.cidr.prefix);
+    if (spec.allocations.length !== size) {
+      err(
+        ['spec', 'allocations'],
+        `expected ${size} entries (one per address of the /${r.cidr.prefix} block), got ${spec.allocations.length}`,
+      );
+    }
+    const attributes = spec.attributes?.length ?? 0;
+    spec.allocations.forEach((a, i) => {
+      if (a !== null && a >= attributes) {
+        err(
+          ['spec', 'allocations', i],
+          `attribute index ${a} is out of range (spec.attributes has ${attributes} entr${attributes === 1 ? 'y' : 'ies'})`,
+        );
+      }
+    });
+    (spec.unallocated ?? []).forEach((u, i) => {
+      if (u >= size) {
+        err(
+          ['spec', 'unallocated', i],
+          `ordinal ${u} is out of range (the block has ${size} addresses, 0-${size - 1})`,
+        );
+      } else if (u < spec.allocations.length && spec.allocations[u] !== null) {
+        err(['spec', 'unallocated', i], `ordinal ${u} is listed as free but is allocated`);
+      }
+    });
   },
   ClusterConfiguration: (entry, err, warn) => {
     const net = (entry.value as S.ClusterConfigurationInput).networking;
