@@ -1,7 +1,12 @@
 import { readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { buildClusterState, parseManifestText, type ManifestDocument } from '../cluster/index.js';
+import {
+  buildClusterState,
+  parseManifestText,
+  renderIpamManifest,
+  type ManifestDocument,
+} from '../cluster/index.js';
 import type { LabLayout } from '../agent/lab-layout.js';
 
 /** Kinds without a namespace: their identity is kind and name only. */
@@ -135,7 +140,7 @@ export function applyManifestFile(
       candidate.push(...parseManifestText(f.docs.map((d) => d.text).join('---\n'), f.path));
   }
   if (mode === 'apply') candidate.push(...incoming);
-  buildClusterState(candidate);
+  const next = buildClusterState(candidate);
 
   const writes: { path: string; content: string | null }[] = [];
   for (const f of rewritten) {
@@ -153,6 +158,9 @@ export function applyManifestFile(
       content: text,
     });
   }
+  // Last, the IPAM records of the new state (computed with the old records, so running
+  // pods keep their addresses): an agent reading between the renames computes the same.
+  writes.push({ path: ipamManifestPath(layout), content: renderIpamManifest(next) });
   const staged = writes.map((w) => {
     if (w.content === null) return { ...w, tmp: null };
     const tmp = join(layout.manifestsDir, `.${basename(w.path)}.tmp`);
@@ -164,4 +172,9 @@ export function applyManifestFile(
     else rmSync(w.path, { force: true });
   }
   return { lines, changed };
+}
+
+/** Where the lab keeps Calico's IPAM records (IPAMBlock objects) among its manifests. */
+export function ipamManifestPath(layout: LabLayout): string {
+  return join(layout.manifestsDir, '999-calico-ipam-blocks.yaml');
 }

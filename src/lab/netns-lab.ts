@@ -13,7 +13,13 @@ import {
 } from 'node:fs';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { buildClusterState, loadManifests, type ClusterState } from '../cluster/index.js';
+import {
+  buildClusterState,
+  loadManifests,
+  renderIpamManifest,
+  type ClusterState,
+} from '../cluster/index.js';
+import { ipamManifestPath } from './apply.js';
 import { callAgent } from '../agent/control.js';
 import { LabLayout, type LabRecord } from '../agent/lab-layout.js';
 import type { AgentStatus } from '../agent/node-agent.js';
@@ -95,6 +101,7 @@ export async function labUp(
   files.forEach((f, i) =>
     copyFileSync(f, join(layout.manifestsDir, `${String(i).padStart(3, '0')}-${basename(f)}`)),
   );
+  writeFileSync(ipamManifestPath(layout), renderIpamManifest(state));
   const record: LabRecord = {
     name: layout.lab,
     createdAt: new Date().toISOString(),

@@ -264,6 +264,31 @@ for i in range(5):
     );
   });
 
+  test('delete removes a Deployment; the other pods keep their addresses (Calico IPAM records)', async () => {
+    const before = await pods(lab, 'demo');
+    const probes = before.filter((p) => p.name.startsWith('probe-'));
+    // Only the Deployment: the probes stay.
+    const deployment = readFileSync(appFile, 'utf8')
+      .split('---\n')
+      .find((d) => d.includes('kind: Deployment'))!;
+    const deploymentFile = join(scratch, 'deployment.yaml');
+    writeFileSync(deploymentFile, deployment);
+    const out = await kubewireOk(lab, ['delete', '-f', deploymentFile, '--wait']);
+    assert.match(out, /deployment\.apps\/web deleted/);
+    const after = await pods(lab, 'demo');
+    assert.deepEqual(
+      after.map((p) => p.name),
+      probes.map((p) => p.name),
+    );
+    for (const p of probes) {
+      const now = after.find((x) => x.name === p.name)!;
+      assert.equal(now.ip, p.ip, `${p.name} kept its address`);
+      assert.ok(now.status?.ready);
+    }
+    const r = await exec(p1, ['ping', '-c', '1', '-W', '2', p2.ip]);
+    assert.match(r.stdout, /1 received/);
+  });
+
   test('get nodes -o wide lists the nodes with their blocks', async () => {
     const out = await kubewireOk(lab, ['get', 'nodes', '-o', 'wide']);
     assert.match(
