@@ -70,7 +70,8 @@ export class LabLayout {
 export interface LabRecord {
   name: string;
   createdAt: string;
-  mode: 'netns';
+  /** netns: `kubewire up`; compose: containers of compose/docker-compose.yml (src/lab/compose.ts). */
+  mode: 'netns' | 'compose';
   nodes: { name: string; netns: string; agentPid: number | null }[];
   /** Lab hosts that are not nodes (client, router), reachable with `exec --host`. */
   hosts: { name: string; netns: string; address: string }[];

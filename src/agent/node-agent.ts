@@ -26,6 +26,8 @@ import type { LabLayout } from './lab-layout.js';
 import { CALICO_HOST_MAC, PodRuntime, type PodStatus } from './pod-runtime.js';
 import { releaseUnderlay, takeOverUnderlay, type UnderlayConfig } from './underlay.js';
 import { calicoRoutes } from '../controllers/calico-routes.js';
+import { NodeKernel } from './node-kernel.js';
+import { conntrackCommand } from './conntrack-command.js';
 import { join } from 'node:path';
 
 /** Outer IPv4 header of IPIP: tunl0's MTU is the underlay's minus 20. */
@@ -52,6 +54,8 @@ export interface AgentStatus {
  */
 export class NodeAgent {
   readonly forwarder: Forwarder;
+  readonly kernel: NodeKernel;
+  private tunnelAddr = 0;
   private state: ClusterState | null = null;
   private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
   private hostTap: TapDevice | null = null;
@@ -77,6 +81,7 @@ export class NodeAgent {
     private readonly underlayDev: string | null = 'eth0',
   ) {
     this.forwarder = new Forwarder(logger, AGENT_VNET_HDR);
+    this.kernel = new NodeKernel(this.forwarder, nodeName, logger, () => this.tunnelAddr);
   }
 
   async start(): Promise<void> {
@@ -93,7 +98,10 @@ export class NodeAgent {
       this.controlHandlers(),
     );
     await this.control.listen();
-    this.tickTimer = setInterval(() => this.forwarder.tick(), 1000);
+    this.tickTimer = setInterval(() => {
+      this.forwarder.tick();
+      this.kernel.tick();
+    }, 1000);
     await this.apply(state);
     this.watchManifests();
   }
@@ -240,6 +248,7 @@ export class NodeAgent {
     );
     fwd.addInterface(tunl0);
     fwd.tunnel = tunl0;
+    this.tunnelAddr = ipv4FromString(node.tunnelAddress);
   }
 
   /** Replaces the pod-network routes (blocks, tunnels) with those of the new state, in one step. */
@@ -278,6 +287,12 @@ export class NodeAgent {
 
   private async converge(state: ClusterState): Promise<void> {
     this.programClusterRoutes(state);
+    try {
+      this.kernel.syncKubeProxy(state);
+    } catch (err) {
+      this.logger.error({ err }, 'kube-proxy sync failed');
+      this.lastError = `kube-proxy: ${(err as Error).message}`;
+    }
     const wanted = new Map<string, PodState>();
     for (const pod of state.pods) {
       if (pod.nodeName === this.nodeName && pod.ip && !pod.hostNetwork) {
@@ -380,6 +395,29 @@ export class NodeAgent {
         interfaces: fwd.interfaces.map((i) => ({ name: i.name, kind: i.kind, ...i.counters })),
       }),
       pcap: (params: Record<string, unknown>) => this.capture(String(params.iface ?? '')),
+      iptables: (params: Record<string, unknown>) => this.kernel.netfilter.command(argvOf(params)),
+      'iptables-save': (params: Record<string, unknown>) =>
+        this.kernel.netfilter.save({
+          ...(typeof params.table === 'string' ? { table: params.table } : {}),
+          counters: params.counters === true,
+        }),
+      conntrack: (params: Record<string, unknown>) => {
+        const out = conntrackCommand(this.kernel, argvOf(params));
+        if (typeof out === 'string') return out;
+        return new StreamReply((sock) => {
+          const write = (line: string) => sock.write(line + '\n');
+          this.kernel.conntrackFollowers.add(write);
+          return () => this.kernel.conntrackFollowers.delete(write);
+        });
+      },
+      dmesg: (params: Record<string, unknown>) => {
+        const lines = this.kernel.dmesgLines();
+        if (params.follow !== true) return lines.map((l) => l + '\n').join('');
+        return new StreamReply((sock) => {
+          for (const l of lines) sock.write(l + '\n');
+          return this.kernel.followDmesg((l) => sock.write(l + '\n'));
+        });
+      },
       shutdown: () => {
         setImmediate(() => void this.stop().then(() => process.exit(0)));
         return { stopping: true };
@@ -443,4 +481,12 @@ function fingerprint(pod: PodState): string {
 export function kubeDnsAddress(serviceSubnet: string): string {
   const { addr } = parseCidr(serviceSubnet);
   return ipv4ToString((addr + 10) >>> 0);
+}
+
+function argvOf(params: Record<string, unknown>): string[] {
+  const argv = params.argv;
+  if (!Array.isArray(argv) || !argv.every((a) => typeof a === 'string')) {
+    throw new Error('argv: expected an array of strings');
+  }
+  return argv as string[];
 }

@@ -13,7 +13,9 @@ export function openAgentTap(name: string): TapDevice {
   const tap = TapDevice.open(name, { vnetHdr: true, arenaBytes: 2 * 1024 * 1024 });
   if (tap.vnetHdrBytes !== AGENT_VNET_HDR) {
     tap.close();
-    throw new Error(`TAP ${name}: expected a ${AGENT_VNET_HDR}-byte virtio header, got ${tap.vnetHdrBytes}`);
+    throw new Error(
+      `TAP ${name}: expected a ${AGENT_VNET_HDR}-byte virtio header, got ${tap.vnetHdrBytes}`,
+    );
   }
   tap.setOffload(AGENT_OFFLOADS);
   return tap;

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import { ManifestErrors, ManifestError } from '../cluster/index.js';
 import { LabLayout, labNameFromEnv } from '../agent/lab-layout.js';
-import { streamFromAgent } from '../agent/control.js';
+import { callAgent, streamFromAgent } from '../agent/control.js';
 import { labDown, labUp, LabError, readLabRecord } from '../lab/netns-lab.js';
 import { applyManifestFile } from '../lab/apply.js';
 import { registerIngressCommands } from './commands/ingress.js';
@@ -198,13 +198,13 @@ program
       const lab = new LabClient(labName());
       // Compose mode: this container is one node; its pods' namespaces are here, other nodes are other containers.
       const local = lab.record.mode === 'compose' ? (process.env.KUBEWIRE_NODE ?? '') : null;
-      const elsewhere = (name: string, what: string) =>
-        new CliError(`${what}: run it there, e.g. 'docker compose exec ${name} kubewire exec …'`);
+      const elsewhere = (what: string, there: string) =>
+        new CliError(`${what}: run it there, e.g. 'docker compose exec ${there}'`);
       let netns: string | null;
       let argv = command;
       if (opts.host) {
         if (local !== null && opts.host !== local)
-          throw elsewhere(opts.host, `${opts.host} is another container of the lab`);
+          throw elsewhere(`${opts.host} is another container of the lab`, `${opts.host} CMD…`);
         netns = local !== null ? null : lab.hostNetns(opts.host);
         if (pod !== undefined) argv = [pod, ...command];
       } else {
@@ -214,7 +214,10 @@ program
         if (!p.nodeName || p.phase === 'Pending')
           throw new CliError(`pod ${pod} is Pending: it has no namespace yet`);
         if (local !== null && p.nodeName !== local)
-          throw elsewhere(p.nodeName, `pod ${pod} runs on node ${p.nodeName}`);
+          throw elsewhere(
+            `pod ${pod} runs on node ${p.nodeName}`,
+            `${p.nodeName} kubewire exec -n ${p.namespace} ${pod} -- CMD…`,
+          );
         netns = p.hostNetwork
           ? local !== null
             ? null
@@ -399,6 +402,111 @@ function explain(err: unknown): string {
   if (err instanceof ManifestError || err instanceof CliError || err instanceof LabError)
     return err.message;
   return (err as Error).message ?? String(err);
+}
+
+/**
+ * Commands that take another tool's command line (iptables, conntrack): their
+ * options are passed through as typed, after --node.
+ */
+function passThrough(
+  name: string,
+  description: string,
+  run: (lab: LabClient, node: string, argv: string[]) => Promise<void>,
+) {
+  program
+    .command(name)
+    .description(description)
+    .requiredOption('--node <name>', 'node')
+    .argument('[args...]', `${name} arguments, as for the real ${name}`)
+    .allowUnknownOption()
+    .helpOption('--kubewire-help', 'this help')
+    .action(async (args: string[], opts: { node: string }, cmd: Command) => {
+      const lab = new LabClient(labName());
+      lab.node(opts.node);
+      await run(lab, opts.node, [...args, ...cmd.args.filter((a) => !args.includes(a))]);
+    });
+}
+
+passThrough(
+  'iptables',
+  "run iptables against a node's netfilter tables (e.g. -t nat -L -n -v)",
+  async (lab, node, argv) => {
+    try {
+      process.stdout.write(await callAgentRaw<string>(lab, node, 'iptables', { argv }));
+    } catch (err) {
+      process.stderr.write(`${(err as Error).message}\n`);
+      process.exitCode = /unknown option|Bad argument|requires an argument|Try `iptables -h'/.test(
+        (err as Error).message,
+      )
+        ? 2
+        : 1;
+    }
+  },
+);
+
+passThrough(
+  'conntrack',
+  "conntrack-tools against a node's connection table (-L, -D, -F, -C, -S, -E)",
+  async (lab, node, argv) => {
+    if (argv.includes('-E') || argv.includes('--event')) {
+      await streamFromAgent(lab.layout.agentSocket(node), 'conntrack', { argv }, process.stdout);
+      return;
+    }
+    const out = await callAgentRaw<string>(lab, node, 'conntrack', { argv });
+    // conntrack prints the entries on stdout and its summary on stderr.
+    const lines = out.split('\n');
+    const summary =
+      lines.length > 1 && /conntrack-tools\): /.test(lines[lines.length - 2]!)
+        ? lines.splice(-2, 1)[0]
+        : null;
+    process.stdout.write(lines.join('\n'));
+    if (summary) process.stderr.write(summary + '\n');
+  },
+);
+
+program
+  .command('iptables-save')
+  .description("a node's netfilter tables, as iptables-save prints them")
+  .requiredOption('--node <name>', 'node')
+  .option('-t, --table <table>', 'only this table')
+  .option('-c, --counters', 'with packet and byte counters')
+  .action(async (opts: { node: string; table?: string; counters?: boolean }) => {
+    const lab = new LabClient(labName());
+    process.stdout.write(
+      await callAgentRaw<string>(lab, opts.node, 'iptables-save', {
+        ...(opts.table ? { table: opts.table } : {}),
+        counters: opts.counters === true,
+      }),
+    );
+  });
+
+program
+  .command('dmesg')
+  .description("a node's kernel log (netfilter LOG lines, conntrack messages)")
+  .requiredOption('--node <name>', 'node')
+  .option('-f, --follow', 'keep printing new lines')
+  .action(async (opts: { node: string; follow?: boolean }) => {
+    const lab = new LabClient(labName());
+    if (opts.follow) {
+      await streamFromAgent(
+        lab.layout.agentSocket(opts.node),
+        'dmesg',
+        { follow: true },
+        process.stdout,
+      );
+      return;
+    }
+    process.stdout.write(await callAgentRaw<string>(lab, opts.node, 'dmesg', {}));
+  });
+
+/** Calls the agent and passes its error message through unchanged (iptables' own words). */
+async function callAgentRaw<T>(
+  lab: LabClient,
+  node: string,
+  method: string,
+  params: Record<string, unknown>,
+): Promise<T> {
+  return callAgent<T>(lab.layout.agentSocket(node), method, params);
 }
 
 registerIngressCommands(program);

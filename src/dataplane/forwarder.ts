@@ -422,6 +422,7 @@ export class Forwarder {
 
   /** A DROP or REJECT verdict from the hooks: counted, and REJECT answers the sender. */
   private refuse(inIf: NetInterface, verdict: number): void {
+    this.hooks?.dropped();
     if (verdict !== Verdict.REJECT) return this.drops.count(DropReason.NetfilterDrop);
     this.drops.count(DropReason.NetfilterReject);
     const how = this.hooks!.result.rejectWith;

@@ -19,6 +19,8 @@ export interface Tracker {
   setupNat(meta: PacketMeta, manip: 'SRC' | 'DST', req: NatRequest | null, masqAddr?: number): void;
   natPacket(meta: PacketMeta, manip: 'SRC' | 'DST', partialChecksum: boolean): void;
   confirm(meta: PacketMeta): void;
+  /** Forgets the unconfirmed entry of a packet that was dropped (it never existed). */
+  discard?(meta: PacketMeta): void;
 }
 
 /** Outcome of a hook: go on, drop silently, or reject (see result.rejectWith). */
@@ -161,6 +163,11 @@ export class HookPipeline {
     if (v !== Verdict.ACCEPT) return v;
     this.confirm();
     return Verdict.ACCEPT;
+  }
+
+  /** The packet was dropped or rejected: an entry it created is not kept. */
+  dropped(): void {
+    if (this.tracker?.discard && this.meta.ctEntry >= 0) this.tracker.discard(this.meta);
   }
 
   private confirm(): void {

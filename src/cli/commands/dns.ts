@@ -15,7 +15,7 @@ export function registerDnsCommand(program: Command): void {
     .description('serve the cluster DNS (CoreDNS-compatible) from manifests, without a lab')
     .requiredOption('--manifests <dir...>', 'manifest files or directories (watched)')
     .option('--listen <host:port>', 'DNS address (UDP and TCP)', '127.0.0.1:5353')
-    .option('--corefile <file>', 'Corefile (default: the coredns ConfigMap, else kubeadm\'s)')
+    .option('--corefile <file>', "Corefile (default: the coredns ConfigMap, else kubeadm's)")
     .action(async (opts: { manifests: string[]; listen: string; corefile?: string }) => {
       const logger = createLogger('dns');
       const listen = parseListen(opts.listen);

@@ -1,0 +1,128 @@
+import {
+  Conntrack,
+  formatConntrackEntry,
+  formatConntrackEvent,
+  kubeProxyConntrackOptions,
+} from '../conntrack/index.js';
+import type { ClusterState } from '../cluster/index.js';
+import {
+  kubeProxyOptionsFor,
+  kubeProxyRules,
+  type KubeProxyRules,
+} from '../controllers/kube-proxy/index.js';
+import type { Forwarder } from '../dataplane/forwarder.js';
+import { HookPipeline } from '../dataplane/hooks.js';
+import { AddrType, type NodeAddressing } from '../netfilter/packet-meta.js';
+import { Netfilter } from '../netfilter/netfilter.js';
+import type { Logger } from '../util/log.js';
+
+/** Lines kept of the node's kernel log (`kubewire dmesg`), like the kernel's ring buffer. */
+const DMESG_LINES = 4096;
+
+/**
+ * The node's netfilter and conntrack, wired into the forwarder's hooks, plus
+ * kube-proxy's sync loop: on every cluster state the KUBE-* chains are
+ * recomputed from the whole model and applied with one iptables-restore
+ * (--noflush), so a packet never sees half a change and applying the same
+ * state twice changes nothing.
+ */
+export class NodeKernel {
+  readonly netfilter: Netfilter;
+  readonly conntrack: Conntrack;
+  private readonly dmesg: string[] = [];
+  private readonly bootMs = Date.now();
+  private readonly dmesgFollowers = new Set<(line: string) => void>();
+  readonly conntrackFollowers = new Set<(line: string) => void>();
+  private kubeProxy: KubeProxyRules | undefined;
+  lastSync: { services: number; durationMs: number; at: string } | null = null;
+
+  constructor(
+    forwarder: Forwarder,
+    private readonly nodeName: string,
+    private readonly logger: Logger,
+    /** The node's tunnel address (tunl0), for MASQUERADE out of tunl0. */
+    private readonly tunnelAddress: () => number,
+  ) {
+    const fwd = forwarder;
+    const addressing: NodeAddressing = {
+      addressType: (addr) => {
+        if (fwd.local.has(addr)) return AddrType.LOCAL;
+        if (addr === 0xffffffff) return AddrType.BROADCAST;
+        if (addr >>> 28 === 0xe) return AddrType.MULTICAST;
+        const route = fwd.routes.lookup(addr);
+        if (route?.type === 'blackhole') return AddrType.BLACKHOLE;
+        if (route?.type === 'unreachable') return AddrType.UNREACHABLE;
+        if (route?.type === 'prohibit') return AddrType.PROHIBIT;
+        return AddrType.UNICAST;
+      },
+      // MASQUERADE takes the source address Linux would pick for the output device:
+      // tunl0's own address out of the tunnel, the node IP elsewhere.
+      interfaceAddress: (ifName) =>
+        (ifName === 'tunl0' && this.tunnelAddress()) || fwd.primaryAddress,
+    };
+    this.netfilter = new Netfilter({ addressing, log: (line) => this.kernelLog(line) });
+    this.conntrack = new Conntrack({
+      ...kubeProxyConntrackOptions(),
+      events: (ev) => {
+        if (this.conntrackFollowers.size === 0) return;
+        const line = formatConntrackEvent(ev);
+        for (const f of this.conntrackFollowers) f(line);
+      },
+      log: (line) => this.kernelLog(line),
+    });
+    fwd.hooks = new HookPipeline(this.netfilter, this.conntrack, addressing);
+  }
+
+  /** A kernel log line as dmesg prints it: `[   12.345678] text`. */
+  kernelLog(line: string): void {
+    const t = (Date.now() - this.bootMs) / 1000;
+    const stamped = `[${t.toFixed(6).padStart(12)}] ${line}`;
+    this.dmesg.push(stamped);
+    if (this.dmesg.length > DMESG_LINES) this.dmesg.splice(0, this.dmesg.length - DMESG_LINES);
+    for (const f of this.dmesgFollowers) f(stamped);
+  }
+
+  dmesgLines(): string[] {
+    return [...this.dmesg];
+  }
+
+  followDmesg(f: (line: string) => void): () => void {
+    this.dmesgFollowers.add(f);
+    return () => this.dmesgFollowers.delete(f);
+  }
+
+  /** kube-proxy's syncProxyRules for the new state. */
+  syncKubeProxy(state: ClusterState, downNodes?: ReadonlySet<string>): void {
+    const started = performance.now();
+    const opts = {
+      ...kubeProxyOptionsFor(state, this.nodeName),
+      ...(downNodes ? { downNodes } : {}),
+    };
+    const rules = kubeProxyRules(state, opts, this.kubeProxy);
+    this.netfilter.restore(rules.restoreText, { noflush: true });
+    // The jumps from the built-in chains, ensured as kube-proxy does (iptables -C, else -I).
+    for (const jump of rules.jumps) {
+      const check = jump.map((a) => (a === '-I' || a === '-A' ? '-C' : a));
+      try {
+        this.netfilter.command(check);
+      } catch {
+        this.netfilter.command(jump);
+      }
+    }
+    this.kubeProxy = rules;
+    this.lastSync = {
+      services: state.services.length,
+      durationMs: Math.round((performance.now() - started) * 10) / 10,
+      at: new Date().toISOString(),
+    };
+    this.logger.info({ ...this.lastSync }, 'kube-proxy rules synced');
+  }
+
+  tick(): void {
+    this.conntrack.tick();
+  }
+
+  conntrackList(filter: Parameters<Conntrack['list']>[0]): string[] {
+    return this.conntrack.list(filter).map(formatConntrackEntry);
+  }
+}
