@@ -227,6 +227,45 @@ spec:
     rmSync(join(dir, '30-bad.yaml'));
   });
 
+  it('survives 100,000 malformed packets over UDP and still answers', async () => {
+    const sock = createSocket('udp4');
+    await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+    let replies = 0;
+    sock.on('message', () => replies++);
+    const base = Buffer.from(
+      '12340100000100000000000003776562076465666175' +
+        '6c74037376630763' +
+        '6c7573746572056c6f63616c0000010001',
+      'hex',
+    );
+    let seed = 12345;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    for (let i = 0; i < 100_000; i++) {
+      let b: Buffer;
+      if (i % 5 === 0) {
+        b = Buffer.alloc(rnd(64));
+        for (let j = 0; j < b.length; j++) b[j] = rnd(256);
+      } else {
+        b = Buffer.from(base);
+        for (let k = 0; k < 1 + rnd(3); k++) b[rnd(b.length)] = rnd(256);
+        if (rnd(4) === 0) b = b.subarray(0, rnd(b.length));
+      }
+      sock.send(b, port, '127.0.0.1');
+      if (i % 500 === 499) await new Promise((r) => setImmediate(r));
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    sock.close();
+    assert.equal(proc.exitCode, null, 'still running');
+    assert.ok(replies > 10_000, `${replies} replies`);
+    assert.equal(
+      (await dig(at('web.default.svc.cluster.local', 'A', '+short'))).trim(),
+      '10.96.50.50',
+    );
+  });
+
   it('exits 0 on SIGTERM', async () => {
     const code = await new Promise<number | null>((resolve) => {
       proc.on('exit', (c) => resolve(c));
