@@ -275,6 +275,7 @@ export class Forwarder {
               ip.totalLength,
               off - ETH_HEADER_LEN,
               partial,
+              this.checksumTrusted(buf, off),
             );
       if (v !== Verdict.ACCEPT) return this.refuse(inIf, v);
     }
@@ -338,7 +339,16 @@ export class Forwarder {
     if (this.hooks !== null) {
       const partial = this.partialChecksum(buf, innerOff);
       const macOff = innerOff - ETH_HEADER_LEN;
-      const v = this.hooks.prerouting(tunnel.name, buf, innerOff, innerLen, macOff, partial);
+      const trusted = this.checksumTrusted(buf, innerOff);
+      const v = this.hooks.prerouting(
+        tunnel.name,
+        buf,
+        innerOff,
+        innerLen,
+        macOff,
+        partial,
+        trusted,
+      );
       if (v !== Verdict.ACCEPT) return this.refuse(tunnel, v);
     }
     const local = this.local.get(ip.dst);
@@ -418,6 +428,12 @@ export class Forwarder {
   private partialChecksum(buf: Buffer, ipOff: number): boolean {
     const v = this.vnetHdr;
     return v > 0 && (buf[ipOff - ETH_HEADER_LEN - v]! & 1) !== 0;
+  }
+
+  /** The kernel vouched for the L4 checksum (virtio NEEDS_CSUM or DATA_VALID): no need to verify it. */
+  private checksumTrusted(buf: Buffer, ipOff: number): boolean {
+    const v = this.vnetHdr;
+    return v > 0 && (buf[ipOff - ETH_HEADER_LEN - v]! & 3) !== 0;
   }
 
   /** A DROP or REJECT verdict from the hooks: counted, and REJECT answers the sender. */

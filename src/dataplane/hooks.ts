@@ -15,10 +15,14 @@ export interface RuleEngine {
 
 /** Connection tracking as the pipeline uses it (src/conntrack's Conntrack). */
 export interface Tracker {
-  inbound(meta: PacketMeta): void;
-  setupNat(meta: PacketMeta, manip: 'SRC' | 'DST', req: NatRequest | null, masqAddr?: number): void;
-  natPacket(meta: PacketMeta, manip: 'SRC' | 'DST', partialChecksum: boolean): void;
-  confirm(meta: PacketMeta): void;
+  /** false: the packet must be dropped (table full). `l4ChecksumTrusted` skips the L4 checksum check. */
+  inbound(meta: PacketMeta, l4ChecksumTrusted?: boolean): boolean;
+  /** false: no binding possible (drop). */
+  setupNat(meta: PacketMeta, manip: 'SRC' | 'DST', req: NatRequest | null, addr?: number): boolean;
+  /** false: the packet cannot be translated (drop). */
+  natPacket(meta: PacketMeta, manip: 'SRC' | 'DST', partialChecksum: boolean): boolean;
+  /** false: a clash with an existing entry (drop). */
+  confirm(meta: PacketMeta): boolean;
   /** Forgets the unconfirmed entry of a packet that was dropped (it never existed). */
   discard?(meta: PacketMeta): void;
 }
@@ -61,14 +65,18 @@ export class HookPipeline {
     return r.verdict;
   }
 
-  private track(): void {
+  private track(checksumTrusted: boolean): number {
     const m = this.meta;
-    if (this.tracker && !m.notrack) this.tracker.inbound(m);
-    else if (m.notrack) m.ctState = CtState.UNTRACKED;
+    if (m.notrack) {
+      m.ctState = CtState.UNTRACKED;
+      return Verdict.ACCEPT;
+    }
+    if (this.tracker && !this.tracker.inbound(m, checksumTrusted)) return Verdict.DROP;
+    return Verdict.ACCEPT;
   }
 
   /** nat table for a connection's first packet, then the translation for every packet. */
-  private nat(manip: 'SRC' | 'DST', partial: boolean, masqDev: string): number {
+  private nat(manip: 'SRC' | 'DST', partial: boolean, dev: string): number {
     const m = this.meta;
     const t = this.tracker;
     if (!t || m.ctEntry < 0) return Verdict.ACCEPT;
@@ -76,12 +84,14 @@ export class HookPipeline {
       const v = this.run('nat');
       if (v !== Verdict.ACCEPT) return v;
       const req = this.result.nat;
-      const masq =
-        req?.kind === 'MASQUERADE' ? this.addressing.interfaceAddress(masqDev) : undefined;
-      t.setupNat(m, manip, req, masq);
+      // MASQUERADE takes the output device's address; REDIRECT the input device's.
+      const addr =
+        req?.kind === 'MASQUERADE' || req?.kind === 'REDIRECT'
+          ? this.addressing.interfaceAddress(dev)
+          : undefined;
+      if (!t.setupNat(m, manip, req, addr)) return Verdict.DROP;
     }
-    t.natPacket(m, manip, partial);
-    return Verdict.ACCEPT;
+    return t.natPacket(m, manip, partial) ? Verdict.ACCEPT : Verdict.DROP;
   }
 
   /** A packet received on `inIf` (a pod link, the underlay, or tunl0 after decapsulation). */
@@ -92,6 +102,7 @@ export class HookPipeline {
     ipLen: number,
     macOff: number,
     partial: boolean,
+    checksumTrusted: boolean,
   ): number {
     const m = this.meta;
     m.reset();
@@ -101,10 +112,11 @@ export class HookPipeline {
     m.macOff = macOff;
     let v = this.run('raw');
     if (v !== Verdict.ACCEPT) return v;
-    this.track();
+    v = this.track(checksumTrusted);
+    if (v !== Verdict.ACCEPT) return v;
     v = this.run('mangle');
     if (v !== Verdict.ACCEPT) return v;
-    return this.nat('DST', partial, '');
+    return this.nat('DST', partial, inIf);
   }
 
   /** A packet the node's own processes sent (it arrived from the node's kernel link). */
@@ -115,7 +127,9 @@ export class HookPipeline {
     m.hook = Hook.OUTPUT;
     let v = this.run('raw');
     if (v !== Verdict.ACCEPT) return v;
-    this.track();
+    // Locally generated: Linux does not verify checksums at OUTPUT.
+    v = this.track(true);
+    if (v !== Verdict.ACCEPT) return v;
     v = this.run('mangle');
     if (v !== Verdict.ACCEPT) return v;
     return this.nat('DST', partial, '');
@@ -140,8 +154,7 @@ export class HookPipeline {
     if (v !== Verdict.ACCEPT) return v;
     v = this.nat('SRC', partial, '');
     if (v !== Verdict.ACCEPT) return v;
-    this.confirm();
-    return Verdict.ACCEPT;
+    return this.confirm();
   }
 
   forward(outIf: string): number {
@@ -161,8 +174,7 @@ export class HookPipeline {
     if (v !== Verdict.ACCEPT) return v;
     v = this.nat('SRC', partial, outIf);
     if (v !== Verdict.ACCEPT) return v;
-    this.confirm();
-    return Verdict.ACCEPT;
+    return this.confirm();
   }
 
   /** The packet was dropped or rejected: an entry it created is not kept. */
@@ -170,7 +182,9 @@ export class HookPipeline {
     if (this.tracker?.discard && this.meta.ctEntry >= 0) this.tracker.discard(this.meta);
   }
 
-  private confirm(): void {
-    if (this.tracker && this.meta.ctEntry >= 0) this.tracker.confirm(this.meta);
+  private confirm(): number {
+    if (this.tracker && this.meta.ctEntry >= 0 && !this.tracker.confirm(this.meta))
+      return Verdict.DROP;
+    return Verdict.ACCEPT;
   }
 }
