@@ -199,20 +199,20 @@ export abstract class TargetExt extends Ext {
 }
 
 /** Parses "value[/mask]" as xtables_parse_mark_mask (base 0, 32 bits). */
-export function parseMarkMask(ext: string, opt: string, arg: string): { mark: number; mask: number } {
+export function parseMarkMask(
+  ext: string,
+  opt: string,
+  arg: string,
+): { mark: number; mask: number } {
   const bad = () =>
-    new ParameterProblem(
-      `${ext}: bad integer value for option "--${opt}", or out of range.\n`,
-    );
+    new ParameterProblem(`${ext}: bad integer value for option "--${opt}", or out of range.\n`);
   const slash = arg.indexOf('/');
   const v = slash >= 0 ? arg.slice(0, slash) : arg;
   const mark = strtouiOrNull(v);
   if (mark === null) {
     // garbage after a number vs. no number at all
     if (/^\s*\+?(0[xX][0-9a-fA-F]+|\d+)/.test(v)) {
-      throw new ParameterProblem(
-        `${ext}: trailing garbage after value for option "--${opt}".\n`,
-      );
+      throw new ParameterProblem(`${ext}: trailing garbage after value for option "--${opt}".\n`);
     }
     throw bad();
   }
@@ -236,7 +236,13 @@ export function hex(n: number): string {
 }
 
 /** An unsigned 32-bit option (XTTYPE_UINT32) with libxtables' message. */
-export function parseUint32(ext: string, opt: string, arg: string, min = 0, max = 0xffffffff): number {
+export function parseUint32(
+  ext: string,
+  opt: string,
+  arg: string,
+  min = 0,
+  max = 0xffffffff,
+): number {
   const v = strtoui(arg, min, max);
   if (v === null) {
     throw new ParameterProblem(

@@ -18,7 +18,13 @@ export class IpsetError extends Error {
 export type IpSetType = 'hash:ip' | 'hash:net' | 'hash:ip,port';
 
 const PROTO_NUM: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, udplite: 136, icmp: 1 };
-const PROTO_NAME: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp', 136: 'udplite', 1: 'icmp' };
+const PROTO_NAME: Record<number, string> = {
+  6: 'tcp',
+  17: 'udp',
+  132: 'sctp',
+  136: 'udplite',
+  1: 'icmp',
+};
 
 export class IpSet {
   /** hash:ip: addresses; hash:ip,port: "addr/proto/port" keys. */
@@ -48,7 +54,12 @@ export class IpSet {
   }
 
   /** Parses an entry in ipset syntax; returns its canonical text and key. */
-  private parseEntry(text: string): { key: number | string; net?: number; len?: number; canon: string } {
+  private parseEntry(text: string): {
+    key: number | string;
+    net?: number;
+    len?: number;
+    canon: string;
+  } {
     const bad = () => new IpsetError(`Syntax error: '${text}' is invalid as IPv4 address`);
     if (this.type === 'hash:ip') {
       const a = numericToIp(text);
@@ -61,10 +72,16 @@ export class IpSet {
       const len = lenText === undefined ? 32 : strtoui(lenText, 1, 32);
       if (a === null || len === null) throw bad();
       const net = (a & cidrToMask(len)) >>> 0;
-      return { key: net, net, len, canon: len === 32 ? ipToString(net) : `${ipToString(net)}/${len}` };
+      return {
+        key: net,
+        net,
+        len,
+        canon: len === 32 ? ipToString(net) : `${ipToString(net)}/${len}`,
+      };
     }
     const comma = text.indexOf(',');
-    if (comma < 0) throw new IpsetError(`Syntax error: Missing second mandatory argument to command add`);
+    if (comma < 0)
+      throw new IpsetError(`Syntax error: Missing second mandatory argument to command add`);
     const a = numericToIp(text.slice(0, comma));
     if (a === null) throw bad();
     let pp = text.slice(comma + 1);
@@ -72,12 +89,14 @@ export class IpSet {
     const colon = pp.indexOf(':');
     if (colon >= 0) {
       const pn = PROTO_NUM[pp.slice(0, colon)];
-      if (pn === undefined) throw new IpsetError(`Syntax error: cannot parse '${pp}' as a protocol`);
+      if (pn === undefined)
+        throw new IpsetError(`Syntax error: cannot parse '${pp}' as a protocol`);
       proto = pn;
       pp = pp.slice(colon + 1);
     }
     const port = /^\d+$/.test(pp) ? Number(pp) : serviceToPort(pp, PROTO_NAME[proto]);
-    if (port < 0 || port > 65535) throw new IpsetError(`Syntax error: cannot parse '${pp}' as a port`);
+    if (port < 0 || port > 65535)
+      throw new IpsetError(`Syntax error: cannot parse '${pp}' as a port`);
     return { key: `${a}/${proto}/${port}`, canon: `${ipToString(a)},${PROTO_NAME[proto]}:${port}` };
   }
 
@@ -179,7 +198,12 @@ export class IpSetStore {
     return [...this.sets.keys()];
   }
 
-  create(name: string, type: string, opts: { hashsize?: number; maxelem?: number } = {}, exist = false): IpSet {
+  create(
+    name: string,
+    type: string,
+    opts: { hashsize?: number; maxelem?: number } = {},
+    exist = false,
+  ): IpSet {
     const old = this.sets.get(name);
     if (old) {
       if (exist && old.type === type) return old;
@@ -188,7 +212,10 @@ export class IpSetStore {
     if (type !== 'hash:ip' && type !== 'hash:net' && type !== 'hash:ip,port') {
       throw new IpsetError(`Syntax error: typename '${type}' is unknown`);
     }
-    const s = new IpSet(name, type, { hashsize: opts.hashsize ?? 1024, maxelem: opts.maxelem ?? 65536 });
+    const s = new IpSet(name, type, {
+      hashsize: opts.hashsize ?? 1024,
+      maxelem: opts.maxelem ?? 65536,
+    });
     this.sets.set(name, s);
     return s;
   }
@@ -306,7 +333,10 @@ export class IpSetStore {
               `Name: ${s.name}\nType: ${s.type}\nRevision: 0\n` +
               `Header: family inet hashsize ${s.options.hashsize} maxelem ${s.options.maxelem}\n` +
               `References: ${this.isReferenced(s.name)}\nNumber of entries: ${s.size}\nMembers:\n` +
-              s.entries().map((e) => `${e}\n`).join(''),
+              s
+                .entries()
+                .map((e) => `${e}\n`)
+                .join(''),
           )
           .join('\n');
       }
@@ -318,7 +348,10 @@ export class IpSetStore {
           .map(
             (s) =>
               `create ${s.name} ${s.type} family inet hashsize ${s.options.hashsize} maxelem ${s.options.maxelem}\n` +
-              s.entries().map((e) => `add ${s.name} ${e}\n`).join(''),
+              s
+                .entries()
+                .map((e) => `add ${s.name} ${e}\n`)
+                .join(''),
           )
           .join('');
       }

@@ -44,7 +44,9 @@ function macHeader(logflags: number, m: PacketMeta): string {
   if (m.macOff >= 0 && m.macOff + 14 <= b.length && logflags & LOG_MACDECODE) {
     const src = Array.from(b.subarray(m.macOff + 6, m.macOff + 12), hx2).join(':');
     const dst = Array.from(b.subarray(m.macOff, m.macOff + 6), hx2).join(':');
-    return `MACSRC=${src} MACDST=${dst} MACPROTO=${u16(b, m.macOff + 12).toString(16).padStart(4, '0')} `;
+    return `MACSRC=${src} MACDST=${dst} MACPROTO=${u16(b, m.macOff + 12)
+      .toString(16)
+      .padStart(4, '0')} `;
   }
   if (m.macOff < 0 || m.macOff + 14 > b.length) return 'MAC= ';
   return `MAC=${Array.from(b.subarray(m.macOff, m.macOff + 14), hx2).join(':')} `;

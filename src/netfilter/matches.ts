@@ -18,7 +18,16 @@ import {
 } from './ext.js';
 import { portToService, serviceToPort } from './netdb.js';
 import { CtState, CtStatus, Hook, type PacketMeta } from './packet-meta.js';
-import { fixed11, ipToName, ipToString, maskToListString, parseMask, resolveHost, saveString, strtoui } from './util.js';
+import {
+  fixed11,
+  ipToName,
+  ipToString,
+  maskToListString,
+  parseMask,
+  resolveHost,
+  saveString,
+  strtoui,
+} from './util.js';
 
 const IPPROTO_ICMP = 1;
 const IPPROTO_TCP = 6;
@@ -52,9 +61,7 @@ function parsePortRange(ext: string, opt: string, arg: string): [number, number]
   const r: [number, number] = [0, 65535];
   const parts = arg.split(':');
   if (parts.length > 2) {
-    throw new ParameterProblem(
-      `${ext}: Too many components for option "--${opt}" (max: 2)\n`,
-    );
+    throw new ParameterProblem(`${ext}: Too many components for option "--${opt}" (max: 2)\n`);
   }
   // (iptables 1.8.9 does not reject a reversed range here; the rule then never matches)
   parts.forEach((p, i) => {
@@ -75,7 +82,14 @@ function skipPorts(min: number, max: number, inv: boolean): boolean {
   return min === 0 && max === 65535 && !inv;
 }
 
-function printPorts(name: string, min: number, max: number, inv: boolean, numeric: boolean, proto: string): string {
+function printPorts(
+  name: string,
+  min: number,
+  max: number,
+  inv: boolean,
+  numeric: boolean,
+  proto: string,
+): string {
   if (skipPorts(min, max, inv)) return '';
   const i = inv ? '!' : '';
   if (min === max) return ` ${name}:${i}${printPort(min, numeric, proto)}`;
@@ -127,7 +141,7 @@ function tcpHasOption(m: PacketMeta, option: number): boolean {
   if (th + 20 > m.ipOff + m.ipLen) return false;
   const doff = (m.buf[th + 12]! >> 4) * 4;
   const end = Math.min(th + doff, m.ipOff + m.ipLen);
-  for (let i = th + 20; i < end; ) {
+  for (let i = th + 20; i < end;) {
     const kind = m.buf[i]!;
     if (kind === option) return true;
     if (kind === 0) break;
@@ -217,7 +231,8 @@ export class TcpMatch extends MatchExt {
   save(): string {
     let s = savePorts('sport', this.spts[0], this.spts[1], this.invSpt);
     s += savePorts('dport', this.dpts[0], this.dpts[1], this.invDpt);
-    if (this.option || this.invOption) s += `${this.invOption ? ' !' : ''} --tcp-option ${this.option}`;
+    if (this.option || this.invOption)
+      s += `${this.invOption ? ' !' : ''} --tcp-option ${this.option}`;
     if (this.flgMask || this.invFlags) {
       s += `${this.invFlags ? ' !' : ''} --tcp-flags ${printTcpf(this.flgMask)} ${printTcpf(this.flgCmp)}`;
     }
@@ -341,7 +356,9 @@ export class UdpMatch extends MatchExt {
   }
 
   exactDport(): number {
-    return this.dpts[0] === this.dpts[1] && !this.invDpt && skipPorts(this.spts[0], this.spts[1], this.invSpt)
+    return this.dpts[0] === this.dpts[1] &&
+      !this.invDpt &&
+      skipPorts(this.spts[0], this.spts[1], this.invSpt)
       ? this.dpts[0]
       : -1;
   }
@@ -418,7 +435,9 @@ function parseRange255(s: string): { lo: number; hi: number; rest: string } | nu
   return { lo, hi, rest: m[3]! };
 }
 
-const ICMP_MATCH_OPTS: readonly Opt[] = [{ name: 'icmp-type', id: 0, arg: true, mand: true, invert: true }];
+const ICMP_MATCH_OPTS: readonly Opt[] = [
+  { name: 'icmp-type', id: 0, arg: true, mand: true, invert: true },
+];
 
 export class IcmpMatch extends MatchExt {
   readonly name = 'icmp';
@@ -450,7 +469,8 @@ export class IcmpMatch extends MatchExt {
       if (r.rest === '') this.code = [0, 255];
       else if (r.rest[0] === '/') {
         const c = parseRange255(r.rest.slice(1));
-        if (!c || c.rest !== '') throw new ParameterProblem(`Unknown ICMP code \`${r.rest.slice(1)}'`);
+        if (!c || c.rest !== '')
+          throw new ParameterProblem(`Unknown ICMP code \`${r.rest.slice(1)}'`);
         this.code = [c.lo, c.hi];
       } else throw new ParameterProblem(`Unknown ICMP type \`${arg}'`);
     }
@@ -459,7 +479,8 @@ export class IcmpMatch extends MatchExt {
 
   save(): string {
     let s = this.invert ? ' !' : '';
-    if (this.type === 0xff && this.code[0] === 0 && this.code[1] === 0xff) return `${s} --icmp-type any`;
+    if (this.type === 0xff && this.code[0] === 0 && this.code[1] === 0xff)
+      return `${s} --icmp-type any`;
     s += ` --icmp-type ${this.type}`;
     if (this.code[0] !== 0 || this.code[1] !== 0xff) s += `/${this.code[0]}`;
     return s;
@@ -468,13 +489,16 @@ export class IcmpMatch extends MatchExt {
   print(numeric: boolean): string {
     let s = ' icmp';
     if (!numeric) {
-      const e = ICMP_CODES.find(([, t, lo, hi]) => t === this.type && lo === this.code[0] && hi === this.code[1]);
+      const e = ICMP_CODES.find(
+        ([, t, lo, hi]) => t === this.type && lo === this.code[0] && hi === this.code[1],
+      );
       if (e) return `${s} ${this.invert ? '!' : ''}${e[0]}`;
     }
     if (this.invert) s += ' !';
     s += `type ${this.type}`;
     if (this.code[0] === this.code[1]) s += ` code ${this.code[0]}`;
-    else if (this.code[0] !== 0 || this.code[1] !== 0xff) s += ` codes ${this.code[0]}-${this.code[1]}`;
+    else if (this.code[0] !== 0 || this.code[1] !== 0xff)
+      s += ` codes ${this.code[0]}-${this.code[1]}`;
     return s;
   }
 
@@ -501,10 +525,15 @@ const MP_EITHER = 3;
 
 function multiportProtoName(p: number): string | null {
   return (
-    ({ [IPPROTO_TCP]: 'tcp', [IPPROTO_UDP]: 'udp', [IPPROTO_UDPLITE]: 'udplite', [IPPROTO_SCTP]: 'sctp', [IPPROTO_DCCP]: 'dccp' } as Record<
-      number,
-      string
-    >)[p] ?? null
+    (
+      {
+        [IPPROTO_TCP]: 'tcp',
+        [IPPROTO_UDP]: 'udp',
+        [IPPROTO_UDPLITE]: 'udplite',
+        [IPPROTO_SCTP]: 'sctp',
+        [IPPROTO_DCCP]: 'dccp',
+      } as Record<number, string>
+    )[p] ?? null
   );
 }
 
@@ -604,7 +633,8 @@ export class MultiportMatch extends MatchExt {
           const e = ports[++i]!;
           if (flags === MP_SRC && src >= s && src <= e) return !inv;
           if (flags === MP_DST && dst >= s && dst <= e) return !inv;
-          if (flags === MP_EITHER && ((src >= s && src <= e) || (dst >= s && dst <= e))) return !inv;
+          if (flags === MP_EITHER && ((src >= s && src <= e) || (dst >= s && dst <= e)))
+            return !inv;
         } else {
           if (flags === MP_SRC && src === s) return !inv;
           if (flags === MP_DST && dst === s) return !inv;
@@ -759,16 +789,24 @@ export class ConntrackMatch extends MatchExt {
         break;
       }
       case 6:
-        this.statusMask = parseList(arg, ['NONE', 'EXPECTED', 'SEEN_REPLY', 'ASSURED', 'CONFIRMED'], STATUS_NAMES, 'Bad ctstatus', {
-          NONE: 0,
-        });
+        this.statusMask = parseList(
+          arg,
+          ['NONE', 'EXPECTED', 'SEEN_REPLY', 'ASSURED', 'CONFIRMED'],
+          STATUS_NAMES,
+          'Bad ctstatus',
+          {
+            NONE: 0,
+          },
+        );
         break;
       case 7: {
         const [a, b] = arg.split(':');
         const lo = strtoui(a ?? '', 0, 0xffffffff);
         const hi = b === undefined ? lo : strtoui(b, 0, 0xffffffff);
         if (lo === null || hi === null) {
-          throw new ParameterProblem(`conntrack: bad value for option "--ctexpire", or out of range (0-4294967295).\n`);
+          throw new ParameterProblem(
+            `conntrack: bad value for option "--ctexpire", or out of range (0-4294967295).\n`,
+          );
         }
         this.expires = [lo, hi];
         break;
@@ -806,7 +844,10 @@ export class ConntrackMatch extends MatchExt {
       const a = this.addrs[i];
       if (!has(2 + i) || !a) continue;
       s += `${neg(2 + i)} ${prefix}${an[i]}`;
-      s += !numeric && a.addr === 0 ? ' anywhere' : ` ${numeric ? ipToString(a.addr) : ipToName(a.addr)}${maskToListString(a.mask)}`;
+      s +=
+        !numeric && a.addr === 0
+          ? ' anywhere'
+          : ` ${numeric ? ipToString(a.addr) : ipToName(a.addr)}${maskToListString(a.mask)}`;
     }
     const pn = ['ctorigsrcport', 'ctorigdstport', 'ctreplsrcport', 'ctrepldstport'];
     for (let i = 0; i < 4; i++) {
@@ -841,7 +882,17 @@ export class ConntrackMatch extends MatchExt {
     const invStatus = isInv(6);
     const checkDir = has(12);
     const dirReply = this.dirReply;
-    const needTuple = has(1) || has(2) || has(3) || has(4) || has(5) || has(7) || has(8) || has(9) || has(10) || has(11);
+    const needTuple =
+      has(1) ||
+      has(2) ||
+      has(3) ||
+      has(4) ||
+      has(5) ||
+      has(7) ||
+      has(8) ||
+      has(9) ||
+      has(10) ||
+      has(11);
     const tupleFn = env.conntrackTuple;
     const addrs = this.addrs;
     const ports = this.portRanges;
@@ -861,7 +912,7 @@ export class ConntrackMatch extends MatchExt {
         const tuple = [t.origSrc, t.origDst, t.replSrc, t.replDst];
         for (let i = 0; i < 4; i++) {
           const a = addrs[i];
-          if (a && bad(2 + i, ((tuple[i]! & a.mask) >>> 0) === a.addr)) return false;
+          if (a && bad(2 + i, (tuple[i]! & a.mask) >>> 0 === a.addr)) return false;
         }
         const tp = [t.origSport, t.origDport, t.replSport, t.replDport];
         for (let i = 0; i < 4; i++) {
@@ -877,7 +928,9 @@ export class ConntrackMatch extends MatchExt {
 }
 
 /** -m state --state (the conntrack match with the state alias). */
-const STATE_MATCH_OPTS: readonly Opt[] = [{ name: 'state', id: 0, arg: true, mand: true, invert: true }];
+const STATE_MATCH_OPTS: readonly Opt[] = [
+  { name: 'state', id: 0, arg: true, mand: true, invert: true },
+];
 
 export class StateMatch extends ConntrackMatch {
   readonly name: string = 'state';
@@ -896,7 +949,9 @@ export class StateMatch extends ConntrackMatch {
     for (const item of items) {
       if (item === '') throw bad();
       const up = item.toUpperCase();
-      const name = ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED', 'UNTRACKED'].find((n) => n.startsWith(up));
+      const name = ['INVALID', 'NEW', 'ESTABLISHED', 'RELATED', 'UNTRACKED'].find((n) =>
+        n.startsWith(up),
+      );
       if (!name) throw bad();
       mask |= STATE_NAMES.find(([n]) => n === name)![1];
     }
@@ -912,14 +967,23 @@ export class StateMatch extends ConntrackMatch {
 function parseProtocolArg(s: string): number {
   const n = strtoui(s, 0, 255);
   if (n !== null) return n;
-  const known: Record<string, number> = { tcp: 6, udp: 17, icmp: 1, sctp: 132, udplite: 136, all: 0 };
+  const known: Record<string, number> = {
+    tcp: 6,
+    udp: 17,
+    icmp: 1,
+    sctp: 132,
+    udplite: 136,
+    all: 0,
+  };
   if (known[s] !== undefined) return known[s];
   throw new ParameterProblem(`unknown protocol "${s}" specified`);
 }
 
 /* ------------------------------------------------------------------ mark */
 
-const MARK_MATCH_OPTS: readonly Opt[] = [{ name: 'mark', id: 0, arg: true, mand: true, invert: true }];
+const MARK_MATCH_OPTS: readonly Opt[] = [
+  { name: 'mark', id: 0, arg: true, mand: true, invert: true },
+];
 
 export class MarkMatch extends MatchExt {
   readonly name = 'mark';
@@ -944,7 +1008,7 @@ export class MarkMatch extends MatchExt {
     const mark = this.mark;
     const mask = this.mask;
     const inv = this.invert;
-    return (m) => (((m.mark & mask) >>> 0) === mark) !== inv;
+    return (m) => ((m.mark & mask) >>> 0 === mark) !== inv;
   }
 }
 
@@ -1001,7 +1065,8 @@ export class StatisticMatch extends MatchExt {
     if (this.mode === 'nth' && !(this.xflags & 12)) {
       throw new ParameterProblem('--every and --packet must be specified when using nth mode');
     }
-    if (this.packet > this.every) throw new ParameterProblem('the --packet p must be 0 <= p <= n-1');
+    if (this.packet > this.every)
+      throw new ParameterProblem('the --packet p must be 0 <= p <= n-1');
   }
 
   private dump(prefix: string): string {
@@ -1025,7 +1090,7 @@ export class StatisticMatch extends MatchExt {
     if (this.mode === 'random') {
       const p = this.probability;
       // (get_random_u32() & 0x7FFFFFFF) < probability: 31 uniform random bits
-      return () => (Math.floor(env.random() * 0x80000000) < p) !== inv;
+      return () => Math.floor(env.random() * 0x80000000) < p !== inv;
     }
     const every = this.every;
     let count = this.every - this.packet;
@@ -1121,7 +1186,10 @@ export class RecentMatch extends MatchExt {
   check(): boolean {
     const ops = this.checkSet & (R_SET | R_REMOVE | R_CHECK | R_UPDATE);
     if (ops === 0 || (ops & (ops - 1)) !== 0) return false;
-    if (ops & (R_SET | R_REMOVE) && (this.seconds || this.hitCount || this.checkSet & (R_TTL | R_REAP))) {
+    if (
+      ops & (R_SET | R_REMOVE) &&
+      (this.seconds || this.hitCount || this.checkSet & (R_TTL | R_REAP))
+    ) {
       return false;
     }
     if (this.checkSet & R_REAP && !this.seconds) return false;
@@ -1181,10 +1249,10 @@ export class RecentMatch extends MatchExt {
       if (m.outIf !== '' && m.inIf !== '') ttl++; // forwarded: the TTL as seen before forwarding
       let ret = inv;
       const now = env.now();
-      let e = t.lookup(addr, c & R_TTL ? ttl : 0);
+      const e = t.lookup(addr, c & R_TTL ? ttl : 0);
       if (!e) {
         if (!(c & R_SET)) return ret;
-        e = t.init(addr, ttl, now);
+        t.init(addr, ttl, now);
         return !ret;
       }
       if (c & R_SET) ret = !ret;
@@ -1235,9 +1303,12 @@ function parseTypes(arg: string): number {
   items.forEach((item, i) => {
     const last = i === items.length - 1;
     const rest = items.slice(i).join(',');
-    const idx = item === '' ? -1 : RTN_NAMES.findIndex((n) => n.toLowerCase().startsWith(item.toLowerCase()));
+    const idx =
+      item === '' ? -1 : RTN_NAMES.findIndex((n) => n.toLowerCase().startsWith(item.toLowerCase()));
     if (idx < 0) {
-      throw new ParameterProblem(last ? `addrtype: bad type "${rest}"` : `addrtype: bad type \`${rest}'`);
+      throw new ParameterProblem(
+        last ? `addrtype: bad type "${rest}"` : `addrtype: bad type \`${rest}'`,
+      );
     }
     mask |= 1 << idx;
   });
@@ -1277,7 +1348,8 @@ export class AddrtypeMatch extends MatchExt {
   }
 
   fcheck(): void {
-    if (!(this.xflags & 3)) throw new ParameterProblem('addrtype: you must specify --src-type or --dst-type');
+    if (!(this.xflags & 3))
+      throw new ParameterProblem('addrtype: you must specify --src-type or --dst-type');
   }
 
   check(c: CheckCtx): boolean {
@@ -1357,14 +1429,17 @@ export class SetMatch extends MatchExt {
         if (arg.length > 31) {
           throw new ParameterProblem(`setname \`${arg}' too long, max 31 characters.`);
         }
-        if (!ctx.services.ipsets.get(arg)) throw new ParameterProblem(`Set ${arg} doesn't exist.\n`);
+        if (!ctx.services.ipsets.get(arg))
+          throw new ParameterProblem(`Set ${arg} doesn't exist.\n`);
         this.setName = arg;
         const dirs = ctx.takeArg().split(',');
         if (dirs.length > 6) throw new ParameterProblem("Can't be more src/dst options than 6.");
         this.dirs = dirs.map((d) => {
           if (d.startsWith('src')) return true;
           if (d.startsWith('dst')) return false;
-          throw new ParameterProblem("You must specify (the comma separated list of) 'src' or 'dst'.");
+          throw new ParameterProblem(
+            "You must specify (the comma separated list of) 'src' or 'dst'.",
+          );
         });
         break;
       }
@@ -1382,7 +1457,8 @@ export class SetMatch extends MatchExt {
   }
 
   fcheck(): void {
-    if (!this.dirs.length) throw new ParameterProblem("You must specify `--match-set' with proper arguments");
+    if (!this.dirs.length)
+      throw new ParameterProblem("You must specify `--match-set' with proper arguments");
   }
 
   setNames(): string[] {
@@ -1432,7 +1508,8 @@ export class NfacctMatch extends MatchExt {
   acctName = '';
 
   parse(_id: number, arg: string): void {
-    if (arg.length > 31) throw new ParameterProblem('Argument must have a maximum length of 31 characters\n');
+    if (arg.length > 31)
+      throw new ParameterProblem('Argument must have a maximum length of 31 characters\n');
     this.acctName = arg;
   }
   save(): string {

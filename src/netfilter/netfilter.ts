@@ -125,7 +125,8 @@ class Table {
 
   static create(name: TableName): Table {
     const chains = new Map<string, Chain>();
-    for (const c of TABLE_BUILTINS[name]) chains.set(c, new Chain(c, true, 'ACCEPT', { packets: 0, bytes: 0 }, []));
+    for (const c of TABLE_BUILTINS[name])
+      chains.set(c, new Chain(c, true, 'ACCEPT', { packets: 0, bytes: 0 }, []));
     return new Table(name, chains);
   }
 
@@ -240,7 +241,20 @@ function ruleIndexKey(r: Rule): number {
 
 function ctime(d: Date): string {
   const days = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-  const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+  const months = [
+    'Jan',
+    'Feb',
+    'Mar',
+    'Apr',
+    'May',
+    'Jun',
+    'Jul',
+    'Aug',
+    'Sep',
+    'Oct',
+    'Nov',
+    'Dec',
+  ];
   const p2 = (n: number) => String(n).padStart(2, '0');
   return (
     `${days[d.getDay()]} ${months[d.getMonth()]}${String(d.getDate()).padStart(3, ' ')} ` +
@@ -392,7 +406,7 @@ export class Netfilter {
           pc = first;
         }
       }
-      skip = false;
+      // (every path below sets skip again before the next rule)
       const r = rules[pc]!;
       stats.rulesEvaluated++;
       if (!ruleMatches(r, meta)) {
@@ -482,7 +496,12 @@ export class Netfilter {
   }
 
   private emit(ct: CTable, chain: CChain, r: CRule, verdict?: string): void {
-    const ev: TraceEvent = { table: ct.name, chain: chain.name, ruleNum: r.num, rule: `-A ${chain.name}${r.rule.text}` };
+    const ev: TraceEvent = {
+      table: ct.name,
+      chain: chain.name,
+      ruleNum: r.num,
+      rule: `-A ${chain.name}${r.rule.text}`,
+    };
     if (verdict !== undefined) ev.verdict = verdict;
     this.trace!(ev);
   }
@@ -492,7 +511,13 @@ export class Netfilter {
   private compileTable(t: Table): CTable {
     const cchains = new Map<string, CChain>();
     for (const c of t.chains.values()) {
-      cchains.set(c.name, { name: c.name, rules: [], runAt: [], policy: c.policy, counter: c.counter });
+      cchains.set(c.name, {
+        name: c.name,
+        rules: [],
+        runAt: [],
+        policy: c.policy,
+        counter: c.counter,
+      });
     }
     for (const c of t.chains.values()) {
       const cc = cchains.get(c.name)!;
@@ -540,7 +565,9 @@ export class Netfilter {
       proto: r.proto,
       invProto: r.invProto,
       frag: r.frag ? (r.invFrag ? 2 : 1) : 0,
-      m: r.matches.some((m) => !m.inert) ? r.matches.filter((m) => !m.inert).map((m) => m.compile(this.env)) : NO_MATCHES,
+      m: r.matches.some((m) => !m.inert)
+        ? r.matches.filter((m) => !m.inert).map((m) => m.compile(this.env))
+        : NO_MATCHES,
       kind,
       jump,
       tfn,
@@ -588,7 +615,8 @@ export class Netfilter {
         ctx.invProto = r.invProto;
         for (const m of r.matches) {
           if (!m.check(ctx)) throw new KernelError('EINVAL');
-          if (m.name === 'set') for (const n of m.setNames()) if (!this.ipsets.get(n)) throw new KernelError('ENOENT');
+          if (m.name === 'set')
+            for (const n of m.setNames()) if (!this.ipsets.get(n)) throw new KernelError('ENOENT');
         }
         if (r.target && !r.target.check(ctx)) throw new KernelError('EINVAL');
       }
@@ -625,7 +653,8 @@ export class Netfilter {
         for (const r of c.rules) {
           for (const m of r.matches) {
             if (m.name === 'recent') for (const n of m.recentNames()) recent.add(n);
-            else if (m.name === 'set') for (const n of m.setNames()) sets.set(n, (sets.get(n) ?? 0) + 1);
+            else if (m.name === 'set')
+              for (const n of m.setNames()) sets.set(n, (sets.get(n) ?? 0) + 1);
           }
         }
       }
@@ -670,7 +699,11 @@ export class Netfilter {
       const head =
         `${ectx.program} v${this.version} (legacy): can't initialize iptables table \`${e.message}': ` +
         'Table does not exist (do you need to insmod?)';
-      return new IptablesError(head, `${head}\nPerhaps iptables or your kernel needs to be upgraded.\n`, 3);
+      return new IptablesError(
+        head,
+        `${head}\nPerhaps iptables or your kernel needs to be upgraded.\n`,
+        3,
+      );
     }
     return e;
   }
@@ -693,7 +726,12 @@ export class Netfilter {
 
   /** Builds the rules of an -A/-I/-D/-C/-R command (one per source × destination). */
   private buildRules(p: Parsed, t: Table): Rule[] {
-    if (p.target === null && p.jumpto !== '' && !STANDARD_VERDICTS.has(p.jumpto) && !t.chains.has(p.jumpto)) {
+    if (
+      p.target === null &&
+      p.jumpto !== '' &&
+      !STANDARD_VERDICTS.has(p.jumpto) &&
+      !t.chains.has(p.jumpto)
+    ) {
       if (p.goto) throw new ParameterProblem(`goto '${p.jumpto}' is not a chain`);
       throw new ParameterProblem(`Couldn't load target \`${p.jumpto}':No such file or directory\n`);
     }
@@ -747,7 +785,8 @@ export class Netfilter {
       const rules = this.buildRules(p, view);
       const ch = chainOf(view, p.chain);
       for (const r of rules) {
-        if (r.chainTarget !== '' && view.chains.get(r.chainTarget)!.builtin) throw new KernelError('EINVAL');
+        if (r.chainTarget !== '' && view.chains.get(r.chainTarget)!.builtin)
+          throw new KernelError('EINVAL');
       }
       switch (cmd) {
         case CMD_APPEND:
@@ -792,7 +831,8 @@ export class Netfilter {
         return '';
       case CMD_NEW_CHAIN: {
         const t = txn.table(name);
-        if (t.chains.has(p.chain!) || STANDARD_VERDICTS.has(p.chain!)) throw new KernelError('EEXIST');
+        if (t.chains.has(p.chain!) || STANDARD_VERDICTS.has(p.chain!))
+          throw new KernelError('EEXIST');
         t.chains.set(p.chain!, new Chain(p.chain!, false, null, { packets: 0, bytes: 0 }, []));
         return '';
       }
@@ -818,7 +858,8 @@ export class Netfilter {
       case CMD_RENAME_CHAIN: {
         const t = txn.table(name);
         const newname = p.newname!;
-        if (t.chains.has(newname) || STANDARD_VERDICTS.has(newname)) throw new KernelError('EEXIST_FILE');
+        if (t.chains.has(newname) || STANDARD_VERDICTS.has(newname))
+          throw new KernelError('EEXIST_FILE');
         const c = t.chains.get(p.chain!);
         if (!c || c.builtin) throw new KernelError('ENOENT');
         t.chains.delete(c.name);
@@ -885,7 +926,8 @@ export class Netfilter {
     for (const c of t.ordered()) {
       if (p.chain !== null && c.name !== p.chain) continue;
       if (found) out += '\n';
-      if (!p.rulenum) out += listHeader(f, c.name, c.builtin ? c.policy : null, c.counter, t.references(c.name));
+      if (!p.rulenum)
+        out += listHeader(f, c.name, c.builtin ? c.policy : null, c.counter, t.references(c.name));
       c.rules.forEach((r, i) => {
         if (!p.rulenum || i + 1 === p.rulenum) out += listRule(r, i + 1, f);
       });
@@ -933,7 +975,9 @@ export class Netfilter {
         this.instantiate(opts.table);
       } catch {
         throw new IptablesError(
-          'iptables-save v' + this.version + " (legacy): Cannot initialize: Table does not exist (do you need to insmod?)",
+          'iptables-save v' +
+            this.version +
+            ' (legacy): Cannot initialize: Table does not exist (do you need to insmod?)',
           `iptables-save v${this.version} (legacy): Cannot initialize: Table does not exist (do you need to insmod?)\n`,
           1,
         );
@@ -947,7 +991,9 @@ export class Netfilter {
       out += `*${name}\n`;
       const chains = t.ordered();
       for (const c of chains) {
-        out += c.builtin ? `:${c.name} ${c.policy} [${c.counter.packets}:${c.counter.bytes}]\n` : `:${c.name} - [0:0]\n`;
+        out += c.builtin
+          ? `:${c.name} ${c.policy} [${c.counter.packets}:${c.counter.bytes}]\n`
+          : `:${c.name} - [0:0]\n`;
       }
       for (const c of chains) {
         for (const r of c.rules) {
@@ -994,9 +1040,14 @@ export class Netfilter {
           continue;
         }
         if (buffer[0] === '*' && current === null) {
-          const tname = buffer.slice(1).split(/[ \t\n]/).find((s) => s !== '');
-          if (tname === undefined) throw new ParameterProblem(`${program}: line ${line} table name invalid`);
-          if (!isTableName(tname)) throw new ParameterProblem(`${program}: unable to initialize table '${tname}'`);
+          const tname = buffer
+            .slice(1)
+            .split(/[ \t\n]/)
+            .find((s) => s !== '');
+          if (tname === undefined)
+            throw new ParameterProblem(`${program}: line ${line} table name invalid`);
+          if (!isTableName(tname))
+            throw new ParameterProblem(`${program}: unable to initialize table '${tname}'`);
           this.instantiate(tname);
           current = tname;
           if (!noflush) {
@@ -1044,7 +1095,12 @@ export class Netfilter {
     this.swapIn(txn);
   }
 
-  private validateOrFail(txn: Txn, name: TableName, line: number, failed: (n: number) => IptablesError): void {
+  private validateOrFail(
+    txn: Txn,
+    name: TableName,
+    line: number,
+    failed: (n: number) => IptablesError,
+  ): void {
     const t = txn.work.get(name);
     if (!t) return;
     try {
@@ -1064,10 +1120,15 @@ export class Netfilter {
     counters: boolean,
     program: string,
   ): void {
-    const words = buffer.slice(1).split(/[ \t\n]+/).filter((s) => s !== '');
+    const words = buffer
+      .slice(1)
+      .split(/[ \t\n]+/)
+      .filter((s) => s !== '');
     const chain = words[0];
-    if (chain === undefined) throw new ParameterProblem(`${program}: line ${line} chain name invalid`);
-    if (chain.length >= 29) throw new ParameterProblem(`Invalid chain name \`${chain}' (28 chars max)`);
+    if (chain === undefined)
+      throw new ParameterProblem(`${program}: line ${line} chain name invalid`);
+    if (chain.length >= 29)
+      throw new ParameterProblem(`Invalid chain name \`${chain}' (28 chars max)`);
     const existing = t.chains.get(chain);
     if (!existing || !existing.builtin) {
       if (noflush && existing) existing.rules = [];
@@ -1121,10 +1182,14 @@ export class Netfilter {
 }
 
 function ruleMatches(r: CRule, m: PacketMeta): boolean {
-  if ((((m.src & r.smsk) >>> 0) === r.src) === r.invSrc) return false;
-  if ((((m.dst & r.dmsk) >>> 0) === r.dst) === r.invDst) return false;
-  if (r.inIf !== null && (r.inPrefix ? m.inIf.startsWith(r.inIf) : m.inIf === r.inIf) === r.invIn) return false;
-  if (r.outIf !== null && (r.outPrefix ? m.outIf.startsWith(r.outIf) : m.outIf === r.outIf) === r.invOut) {
+  if (((m.src & r.smsk) >>> 0 === r.src) === r.invSrc) return false;
+  if (((m.dst & r.dmsk) >>> 0 === r.dst) === r.invDst) return false;
+  if (r.inIf !== null && (r.inPrefix ? m.inIf.startsWith(r.inIf) : m.inIf === r.inIf) === r.invIn)
+    return false;
+  if (
+    r.outIf !== null &&
+    (r.outPrefix ? m.outIf.startsWith(r.outIf) : m.outIf === r.outIf) === r.invOut
+  ) {
     return false;
   }
   if (r.proto !== 0 && (m.proto === r.proto) === r.invProto) return false;

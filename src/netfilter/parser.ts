@@ -593,13 +593,11 @@ class CommandParser implements ParseCtx {
         this.setOption(OPT_EXPANDED, inv);
         break;
       case 'w':
-        if (this.restore)
-          throw new ParameterProblem("You cannot use `-w' from iptables-restore");
+        if (this.restore) throw new ParameterProblem("You cannot use `-w' from iptables-restore");
         if (optarg === null && this.hasArg()) this.optind++;
         break;
       case 'W':
-        if (this.restore)
-          throw new ParameterProblem("You cannot use `-W' from iptables-restore");
+        if (this.restore) throw new ParameterProblem("You cannot use `-W' from iptables-restore");
         if (optarg === null && this.hasArg()) this.optind++;
         break;
       case '0':

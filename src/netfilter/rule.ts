@@ -70,7 +70,9 @@ export class Rule {
 
   /** A chain this rule jumps or goes to ('' if none). */
   get chainTarget(): string {
-    return this.target === null && this.jump !== '' && !STANDARD_VERDICTS.has(this.jump) ? this.jump : '';
+    return this.target === null && this.jump !== '' && !STANDARD_VERDICTS.has(this.jump)
+      ? this.jump
+      : '';
   }
 }
 

@@ -137,7 +137,8 @@ function parseNatPorts(arg: string, ok: boolean, r: NatRange, allowOffset: boole
   r.maxPort = q.value;
   const tail = a2.slice(q.end);
   if (tail === '') return;
-  if (tail[0] !== '/' || !allowOffset) throw new ParameterProblem(`Garbage after port range: \`${tail}'`);
+  if (tail[0] !== '/' || !allowOffset)
+    throw new ParameterProblem(`Garbage after port range: \`${tail}'`);
   const base = strtoui(tail.slice(1), 1, 65535) ?? serviceToPort(tail.slice(1));
   if (base < 0) throw new ParameterProblem(`Port \`${tail.slice(1)}' not valid`);
   r.basePort = base;
@@ -390,7 +391,9 @@ export class MarkTarget extends TargetExt {
   }
   fcheck(): void {
     if (this.xflags === 0) {
-      throw new ParameterProblem('MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required');
+      throw new ParameterProblem(
+        'MARK: One of the --set-xmark, --{and,or,xor,set}-mark options is required',
+      );
     }
   }
   save(): string {
@@ -471,7 +474,8 @@ export class LogTarget extends TargetExt {
         break;
       }
       case 7:
-        if (arg.length < 1) throw new ParameterProblem('Argument must have a minimum length of 1 characters\n');
+        if (arg.length < 1)
+          throw new ParameterProblem('Argument must have a minimum length of 1 characters\n');
         if (arg.includes('\n')) throw new ParameterProblem('Newlines not allowed in --log-prefix');
         this.prefix = arg.slice(0, 29);
         break;
@@ -582,9 +586,44 @@ export const TARGETS: Record<string, () => TargetExt> = {
  * an extension whose library is missing.
  */
 export const KNOWN_TARGET_NAMES = new Set([
-  'AUDIT', 'CHECKSUM', 'CLASSIFY', 'CLUSTERIP', 'CONNMARK', 'CONNSECMARK', 'CT', 'DNAT', 'DSCP',
-  'ECN', 'HMARK', 'IDLETIMER', 'LED', 'LOG', 'MARK', 'MASQUERADE', 'NETMAP', 'NFLOG', 'NFQUEUE',
-  'NOTRACK', 'RATEEST', 'REDIRECT', 'REJECT', 'SECMARK', 'SET', 'SNAT', 'SYNPROXY', 'TCPMSS',
-  'TCPOPTSTRIP', 'TEE', 'TOS', 'TPROXY', 'TRACE', 'TTL', 'ULOG', 'ACCEPT', 'DROP', 'RETURN',
-  'QUEUE', 'standard',
+  'AUDIT',
+  'CHECKSUM',
+  'CLASSIFY',
+  'CLUSTERIP',
+  'CONNMARK',
+  'CONNSECMARK',
+  'CT',
+  'DNAT',
+  'DSCP',
+  'ECN',
+  'HMARK',
+  'IDLETIMER',
+  'LED',
+  'LOG',
+  'MARK',
+  'MASQUERADE',
+  'NETMAP',
+  'NFLOG',
+  'NFQUEUE',
+  'NOTRACK',
+  'RATEEST',
+  'REDIRECT',
+  'REJECT',
+  'SECMARK',
+  'SET',
+  'SNAT',
+  'SYNPROXY',
+  'TCPMSS',
+  'TCPOPTSTRIP',
+  'TEE',
+  'TOS',
+  'TPROXY',
+  'TRACE',
+  'TTL',
+  'ULOG',
+  'ACCEPT',
+  'DROP',
+  'RETURN',
+  'QUEUE',
+  'standard',
 ]);

@@ -1,0 +1,252 @@
+/**
+ * The emulator against the real tools, live: iptables, iptables-restore and
+ * iptables-save (legacy) in a scratch network namespace, and the kernel's own LOG
+ * lines for packets captured with tcpdump. Needs root and iptables-legacy; skips
+ * otherwise. The namespaces are removed afterwards.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { IptablesError } from '../../../src/netfilter/errors.js';
+import { formatLogLine } from '../../../src/netfilter/log.js';
+import { Netfilter } from '../../../src/netfilter/netfilter.js';
+import { Hook, PacketMeta } from '../../../src/netfilter/packet-meta.js';
+
+const repoRoot = join(import.meta.dirname, '../../../..');
+const golden = JSON.parse(
+  readFileSync(join(repoRoot, 'test/unit/netfilter/fixtures/iptables-golden.json'), 'utf8'),
+) as {
+  sequences: Array<{ name: string; steps: Array<{ argv: string[] }> }>;
+  restores: Array<{ name: string; steps: Array<{ flags: string[]; input: string }> }>;
+};
+
+const isRoot = process.getuid?.() === 0;
+const haveLegacy = spawnSync('iptables-legacy', ['-V'], { encoding: 'utf8' }).status === 0;
+const skip = !isRoot
+  ? 'requires root (CAP_NET_ADMIN) to create network namespaces'
+  : !haveLegacy
+    ? 'requires iptables-legacy (apt-get install iptables)'
+    : false;
+
+const namespaces: string[] = [];
+function freshNs(tag: string): string {
+  const ns = `kwnf-${tag}-${process.pid}`;
+  spawnSync('ip', ['netns', 'del', ns]);
+  const r = spawnSync('ip', ['netns', 'add', ns], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  namespaces.push(ns);
+  return ns;
+}
+function dropNs(ns: string): void {
+  spawnSync('ip', ['netns', 'del', ns]);
+}
+
+function inNs(ns: string, cmd: string, args: string[], input?: string) {
+  const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { encoding: 'utf8', input });
+  return { stdout: r.stdout, stderr: r.stderr, code: r.status };
+}
+
+const addressing = { addressType: () => 2, interfaceAddress: () => 0 };
+const noComments = (s: string) =>
+  s
+    .split('\n')
+    .filter((l) => !l.startsWith('#'))
+    .join('\n');
+
+function ours(f: () => string): { stdout: string; stderr: string; code: number } {
+  try {
+    return { stdout: f(), stderr: '', code: 0 };
+  } catch (e) {
+    if (!(e instanceof IptablesError)) throw e;
+    return { stdout: '', stderr: e.stderr, code: e.exitCode };
+  }
+}
+
+describe('the real iptables (legacy) and the emulator agree', { skip }, () => {
+  after(() => namespaces.forEach(dropNs));
+
+  for (const seq of golden.sequences) {
+    it(`iptables: ${seq.name}`, () => {
+      const ns = freshNs('seq');
+      const nf = new Netfilter({ addressing, log: () => {} });
+      for (const step of seq.steps) {
+        const real = inNs(ns, 'iptables-legacy', step.argv);
+        const mine = ours(() => nf.command(step.argv));
+        const label = `iptables ${step.argv.join(' ')}`;
+        assert.equal(mine.stderr, real.stderr, `${label}: stderr`);
+        assert.equal(mine.code, real.code, `${label}: exit status`);
+        assert.equal(mine.stdout, real.stdout, `${label}: stdout`);
+      }
+      dropNs(ns);
+    });
+  }
+
+  for (const c of golden.restores) {
+    it(`iptables-restore / iptables-save: ${c.name}`, () => {
+      const ns = freshNs('rst');
+      const nf = new Netfilter({ addressing, log: () => {} });
+      for (const step of c.steps) {
+        const real = inNs(ns, 'iptables-legacy-restore', step.flags, step.input);
+        const mine = ours(() => {
+          nf.restore(step.input, {
+            noflush: step.flags.includes('--noflush'),
+            counters: step.flags.includes('--counters'),
+          });
+          return '';
+        });
+        const label = `iptables-restore ${step.flags.join(' ')} <<< ${JSON.stringify(step.input.slice(0, 60))}`;
+        assert.equal(mine.stderr, real.stderr, `${label}: stderr`);
+        assert.equal(mine.code, real.code, `${label}: exit status`);
+        const realSave = inNs(ns, 'iptables-legacy-save', ['-c']).stdout;
+        assert.equal(
+          noComments(nf.save({ counters: true })),
+          noComments(realSave),
+          `${label}: iptables-save -c`,
+        );
+      }
+      dropNs(ns);
+    });
+  }
+
+  it('the iptables-save header is the legacy one', () => {
+    const ns = freshNs('hdr');
+    inNs(ns, 'iptables-legacy', ['-S']);
+    const real = inNs(ns, 'iptables-legacy-save', []).stdout.split('\n');
+    const nf = new Netfilter({ addressing, log: () => {} });
+    nf.command(['-S']);
+    const mine = nf.save().split('\n');
+    const shape = (l: string) => l.replace(/ on .*$/, ' on <date>');
+    assert.deepEqual(mine.map(shape), real.map(shape));
+    assert.match(
+      real[0]!,
+      /^# Generated by iptables-save v\d+\.\d+\.\d+ on \w{3} \w{3} [ \d]\d \d\d:\d\d:\d\d \d{4}$/,
+    );
+    dropNs(ns);
+  });
+});
+
+/* ------------------------------------------------------------------ LOG lines */
+
+const SYSCTL = '/proc/sys/net/netfilter/nf_log_all_netns';
+const haveTools = ['tcpdump', 'ping', 'bash', 'dmesg'].every(
+  (t) => spawnSync('sh', ['-c', `command -v ${t}`]).status === 0,
+);
+const logSkip =
+  skip ||
+  (!existsSync(SYSCTL)
+    ? 'no nf_log_all_netns sysctl'
+    : !haveTools
+      ? 'needs tcpdump, ping, bash, dmesg'
+      : false);
+
+/** The packets of a pcap file (Ethernet link type), as byte buffers. */
+function readPcap(file: string): Buffer[] {
+  const b = readFileSync(file);
+  const le = b.readUInt32LE(0) === 0xa1b2c3d4;
+  const u32 = (o: number) => (le ? b.readUInt32LE(o) : b.readUInt32BE(o));
+  const out: Buffer[] = [];
+  for (let o = 24; o + 16 <= b.length;) {
+    const caplen = u32(o + 8);
+    out.push(b.subarray(o + 16, o + 16 + caplen));
+    o += 16 + caplen;
+  }
+  return out;
+}
+
+describe("LOG lines are the kernel's", { skip: logSkip }, () => {
+  let oldSysctl = '';
+  let ns = '';
+  let dir = '';
+  before(() => {
+    oldSysctl = readFileSync(SYSCTL, 'utf8').trim();
+    writeFileSync(SYSCTL, '1');
+    ns = freshNs('log');
+    dir = mkdtempSync(join(tmpdir(), 'kwnf-'));
+  });
+  after(() => {
+    writeFileSync(SYSCTL, oldSysctl);
+    dropNs(ns);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('ICMP echo, a refused TCP SYN with options, UDP to a closed port and its ICMP error', async () => {
+    const tag = `kw${process.pid % 100000}`;
+    assert.equal(inNs(ns, 'ip', ['link', 'set', 'lo', 'up']).code, 0);
+    for (const args of [
+      [
+        '-A',
+        'OUTPUT',
+        '-o',
+        'lo',
+        '-j',
+        'LOG',
+        '--log-prefix',
+        `${tag}O: `,
+        '--log-tcp-options',
+        '--log-tcp-sequence',
+      ],
+      ['-A', 'INPUT', '-i', 'lo', '-j', 'LOG', '--log-prefix', `${tag}I: `, '--log-ip-options'],
+      ['-t', 'mangle', '-A', 'OUTPUT', '-p', 'udp', '-j', 'MARK', '--set-mark', '0x2a'],
+    ]) {
+      const r = inNs(ns, 'iptables-legacy', args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const pcap = join(dir, 'lo.pcap');
+    const td = spawn('ip', ['netns', 'exec', ns, 'tcpdump', '-i', 'lo', '-U', '-n', '-w', pcap], {
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 50 && !(existsSync(pcap) && statSync(pcap).size >= 24); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    inNs(ns, 'ping', ['-c', '1', '-W', '1', '127.0.0.1']);
+    inNs(ns, 'bash', ['-c', 'exec 3<>/dev/tcp/127.0.0.1/9 || true']);
+    inNs(ns, 'bash', ['-c', 'echo hi > /dev/udp/127.0.0.1/9; sleep 0.2']);
+    await new Promise((r) => setTimeout(r, 500));
+    const exited = new Promise((r) => td.once('exit', r));
+    td.kill('SIGINT');
+    await exited;
+
+    const kernel = spawnSync('dmesg', [], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((l) => l.replace(/^\[[ \d.]+\] /, ''))
+      .filter((l) => l.startsWith(`${tag}O: `) || l.startsWith(`${tag}I: `));
+    const packets = readPcap(pcap);
+    assert.ok(packets.length >= 6, `captured ${packets.length} packets`);
+    assert.ok(kernel.length >= 2 * packets.length - 2, `kernel logged ${kernel.length} lines`);
+
+    const expected: string[] = [];
+    for (const frame of packets) {
+      const ipLen = frame.readUInt16BE(14 + 2);
+      const out = new PacketMeta();
+      out.reset();
+      out.parse(frame, 14, ipLen);
+      out.hook = Hook.OUTPUT;
+      out.outIf = 'lo';
+      out.mark = out.proto === 17 ? 0x2a : 0;
+      expected.push(formatLogLine(`${tag}O: `, 0x01 | 0x02, out));
+      const inp = new PacketMeta();
+      inp.reset();
+      inp.parse(frame, 14, ipLen);
+      inp.hook = Hook.INPUT;
+      inp.inIf = 'lo';
+      inp.macOff = 0;
+      inp.mark = out.mark;
+      expected.push(formatLogLine(`${tag}I: `, 0x04, inp));
+    }
+    for (const line of kernel) {
+      assert.ok(
+        expected.includes(line),
+        `kernel: ${JSON.stringify(line)}\nours:\n${expected.join('\n')}`,
+      );
+    }
+    assert.ok(
+      kernel.some((l) => l.includes('PROTO=TCP') && l.includes(' SYN ') && l.includes('OPT (')),
+    );
+    assert.ok(kernel.some((l) => l.includes('PROTO=ICMP TYPE=3 CODE=3 [SRC=')));
+    assert.ok(kernel.some((l) => l.includes('MARK=0x2a')));
+  });
+});
