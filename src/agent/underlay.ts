@@ -81,50 +81,8 @@ export async function takeOverUnderlay(
   await run('sysctl', ['-q', '-w', `net.ipv6.conf.${dev}.disable_ipv6=1`]).catch(() => undefined);
   await ip(['addr', 'flush', 'dev', dev]);
   await run('tc', ['qdisc', 'del', 'dev', dev, 'ingress']).catch(() => undefined);
-  await run('tc', ['qdisc', 'add', 'dev', dev, 'ingress']);
-  await run('tc', [
-    'filter',
-    'add',
-    'dev',
-    dev,
-    'parent',
-    'ffff:',
-    'protocol',
-    'all',
-    'u32',
-    'match',
-    'u32',
-    '0',
-    '0',
-    'action',
-    'mirred',
-    'egress',
-    'redirect',
-    'dev',
-    UPLINK_TAP,
-  ]);
-  await run('tc', ['qdisc', 'add', 'dev', UPLINK_TAP, 'ingress']);
-  await run('tc', [
-    'filter',
-    'add',
-    'dev',
-    UPLINK_TAP,
-    'parent',
-    'ffff:',
-    'protocol',
-    'all',
-    'u32',
-    'match',
-    'u32',
-    '0',
-    '0',
-    'action',
-    'mirred',
-    'egress',
-    'redirect',
-    'dev',
-    dev,
-  ]);
+  await redirectIngress(dev, UPLINK_TAP);
+  await redirectIngress(UPLINK_TAP, dev);
   return { config, tap };
 }
 
@@ -146,4 +104,12 @@ function parseRouteDst(dst: string, via: string): UnderlayConfig['gateways'][num
   if (dst === 'default') return { dst: '0.0.0.0', prefixLen: 0, via };
   const [addr, len] = dst.split('/');
   return { dst: addr!, prefixLen: len === undefined ? 32 : Number(len), via };
+}
+
+/** Every frame arriving on `from` leaves through `to` (tc ingress qdisc, u32 match-all, mirred). */
+async function redirectIngress(from: string, to: string): Promise<void> {
+  await run('tc', ['qdisc', 'add', 'dev', from, 'ingress']);
+  const matchAll = ['protocol', 'all', 'u32', 'match', 'u32', '0', '0'];
+  const action = ['action', 'mirred', 'egress', 'redirect', 'dev', to];
+  await run('tc', ['filter', 'add', 'dev', from, 'parent', 'ffff:', ...matchAll, ...action]);
 }
