@@ -252,7 +252,10 @@ export function reverseZones(ip: string, bits: number): string[] {
   const rem = bits % 8;
   const base = o.slice(0, whole);
   const zoneOf = (octets: number[]): string =>
-    [...octets].reverse().concat(['in-addr', 'arpa'] as never[]).join('.');
+    [...octets]
+      .reverse()
+      .concat(['in-addr', 'arpa'] as never[])
+      .join('.');
   if (rem === 0) return [zoneOf(base)];
   const start = o[whole]! & (0xff << (8 - rem)) & 0xff;
   const count = 1 << (8 - rem);

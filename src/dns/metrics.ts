@@ -180,7 +180,9 @@ export class Registry {
 /** CoreDNS's duration buckets (plugin/pkg/dnstest… vars.go): 0.00025 × 2^k, 16 buckets. */
 export const DURATION_BUCKETS = exponentialBuckets(0.00025, 2, 16);
 /** Request/response size buckets (plugin/metrics/vars). */
-export const SIZE_BUCKETS = [0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000];
+export const SIZE_BUCKETS = [
+  0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000,
+];
 
 /**
  * The metric families CoreDNS exports (names and labels as in plugin/metrics/vars,

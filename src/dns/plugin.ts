@@ -36,10 +36,38 @@ export interface DnsRequest {
   server: string;
   /** performance.now() when the request arrived. */
   start: number;
-  /** Resolves a name through this server (CoreDNS's upstream.Lookup); internal requests. */
-  lookup(name: string, type: number): Promise<DnsMessage | null>;
-  /** True for requests made by `lookup` (and the loop probe) rather than by a client. */
-  internal?: boolean;
+  /** The server that received the request (upstream look-ups through it). */
+  srv: ServerHooks;
+  /** Nesting of internal look-ups (0 for client requests). */
+  depth: number;
+  /** Called once the response is encoded (log, prometheus); null until a plugin adds one. */
+  after: AfterWrite[] | null;
+}
+
+export type AfterWrite = (req: DnsRequest, m: DnsMessage, size: number) => void;
+
+/** What a plugin may ask of the server while serving. */
+export interface ServerHooks {
+  /** Resolves a name through this server (CoreDNS's upstream.Lookup). */
+  lookup(req: DnsRequest, name: string, type: number): Promise<DnsMessage | null>;
+}
+
+/** Adds an after-write callback to a request. */
+export function afterWrite(req: DnsRequest, fn: AfterWrite): void {
+  if (req.after) req.after.push(fn);
+  else req.after = [fn];
+}
+
+/** A plugin failure: the errors plugin logs it; the client gets `rcode`. */
+export class PluginError extends Error {
+  constructor(
+    readonly plugin: string,
+    readonly rcode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'PluginError';
+  }
 }
 
 /** What a plugin may use at setup and while running. */
@@ -88,6 +116,8 @@ export interface Runtime {
   query(zone: string, name: string, type: number): Promise<DnsMessage | null>;
   /** Asks the owner to re-read the Corefile (reload plugin). */
   requestReload(): void;
+  /** A fatal condition (loop detected): CoreDNS exits. */
+  fatal(message: string): void;
   /** Registers an HTTP handler on an address (health, ready, prometheus). */
   http(address: string, path: string, handler: HttpHandler): Promise<{ port: number }>;
   /** The Corefile text currently running (reload). */
@@ -106,6 +136,8 @@ export interface PluginSpec {
   setup(d: Directive, ctx: SetupContext): PluginInstance;
   /** Only once per server block (CoreDNS says so for most plugins). */
   once?: boolean;
+  /** Several directives of this plugin in one block make one instance (rewrite, log). */
+  merge?(instances: PluginInstance[]): PluginInstance;
 }
 
 /** Applies `fn` to a reply, synchronously when it is not a Promise. */

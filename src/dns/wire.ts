@@ -126,6 +126,8 @@ export interface Question {
   lname: string;
   type: number;
   class: number;
+  /** The question's bytes as received (name, type, class): copied into the response as is. */
+  wire?: Buffer;
 }
 
 export interface EdnsOption {
@@ -164,6 +166,8 @@ export interface RR {
   rdata: Buffer;
   /** For CNAME, PTR and NS: the target name, written compressed instead of `rdata`. */
   target?: string;
+  /** Wire form of `name`, filled by the encoder on first use (records may be shared). */
+  nameWire?: NameWire;
 }
 
 export interface DnsMessage {
@@ -183,17 +187,37 @@ export interface DnsMessage {
   authority: RR[];
   additional: RR[];
   /** Name of the plugin that wrote the message (metrics `plugin` label). */
-  plugin?: string;
+  plugin?: string | undefined;
+  /**
+   * Where the encoder keeps the bytes of the answer, authority and additional sections
+   * for these very record arrays (kubernetes memo, cache entries): encoded once, copied
+   * afterwards while the arrays are the same ones.
+   */
+  sections?: SectionCache | undefined;
+}
+
+export interface SectionCache {
+  answer: RR[] | null;
+  authority: RR[] | null;
+  additional: RR[] | null;
+  /** Offset after the question the bytes were encoded behind. */
+  qEnd: number;
+  bytes: Buffer | null;
+  /** Absolute end offset of each record. */
+  ends: number[];
+}
+
+export function newSectionCache(): SectionCache {
+  return { answer: null, authority: null, additional: null, qEnd: 0, bytes: null, ends: [] };
 }
 
 // ---------------------------------------------------------------------------------------
 // Names
 
-const LOWER_A = 0x61;
 const UPPER_A = 0x41;
 
 /** Appends the presentation form of the label at buf[off..off+len) to `out`. */
-function labelToString(buf: Uint8Array, off: number, len: number): string {
+function labelToString(buf: Buffer, off: number, len: number): string {
   let s = '';
   let plainFrom = off;
   const end = off + len;
@@ -206,9 +230,8 @@ function labelToString(buf: Uint8Array, off: number, len: number): string {
   return s + latin1(buf, plainFrom, end);
 }
 
-function latin1(buf: Uint8Array, from: number, to: number): string {
-  if (to <= from) return '';
-  return String.fromCharCode.apply(null, buf.subarray(from, to) as unknown as number[]);
+function latin1(buf: Buffer, from: number, to: number): string {
+  return to <= from ? '' : buf.toString('latin1', from, to);
 }
 
 /** Splits a presentation name into raw label byte arrays (escapes decoded). */
@@ -291,6 +314,8 @@ export function fqdn(name: string): string {
 // ---------------------------------------------------------------------------------------
 // Parsing queries
 
+const NO_OPTIONS: EdnsOption[] = [];
+
 /** Outcome of parsing a query that cannot be answered normally. */
 export const enum ParseFail {
   /** Too short for a header, or a response: nothing is sent back. */
@@ -313,14 +338,19 @@ export interface ParseError {
 }
 
 /** Reads a name at `off` (no compression allowed in a query's question). */
+/** Scratch for names made of plain labels: the dotted form is built here, then read once. */
+const NAME_SCRATCH = Buffer.allocUnsafe(MAX_NAME_LEN + 1);
+
 function readQuestionName(
-  buf: Uint8Array,
+  buf: Buffer,
   off: number,
   end: number,
 ): { name: string; lname: string; next: number } | null {
-  let name = '';
   let total = 1;
   let simple = true;
+  let plainAll = true;
+  let w = 0;
+  const start = off;
   for (;;) {
     if (off >= end) return null;
     const len = buf[off]!;
@@ -332,18 +362,26 @@ function readQuestionName(
     if (off + 1 + len > end) return null;
     total += len + 1;
     if (total > MAX_NAME_LEN) return null;
-    let plain = true;
+    if (w > 0) NAME_SCRATCH[w++] = 0x2e;
     for (let i = off + 1; i <= off + len; i++) {
       const c = buf[i]!;
-      if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) {
-        plain = false;
-        break;
-      }
-      if (c >= UPPER_A && c <= 0x5a) simple = false;
+      if (c <= 0x20 || c >= 0x7f || c === 0x2e || c === 0x5c) plainAll = false;
+      else if (c >= UPPER_A && c <= 0x5a) simple = false;
+      NAME_SCRATCH[w++] = c;
     }
-    const label = plain ? latin1(buf, off + 1, off + 1 + len) : labelToString(buf, off + 1, len);
-    name = name === '' ? label : `${name}.${label}`;
     off += 1 + len;
+  }
+  let name: string;
+  if (plainAll) name = w === 0 ? '' : NAME_SCRATCH.toString('latin1', 0, w);
+  else {
+    // Escape the odd bytes label by label (\DDD), as miekg/dns prints them.
+    name = '';
+    let o = start;
+    while (buf[o] !== 0) {
+      const label = labelToString(buf, o + 1, buf[o]!);
+      name = name === '' ? label : `${name}.${label}`;
+      o += buf[o]! + 1;
+    }
   }
   return { name, lname: simple ? name : name.toLowerCase(), next: off };
 }
@@ -378,7 +416,7 @@ function skipName(buf: Uint8Array, off: number, end: number): number {
  * NSCOUNT > 1 or ARCOUNT > 2 get FORMERR, as does a record that runs past the end, a
  * second OPT, or an OPT with a non-root name.
  */
-export function parseQuery(buf: Uint8Array): Query | ParseError {
+export function parseQuery(buf: Buffer): Query | ParseError {
   const end = buf.length;
   if (end < HEADER_LEN) return fail(ParseFail.Drop, 0, 0, 0, 'shorter than a header');
   const id = (buf[HDR_ID]! << 8) | buf[HDR_ID + 1]!;
@@ -400,6 +438,7 @@ export function parseQuery(buf: Uint8Array): Query | ParseError {
     lname: qn.lname,
     type: (buf[off]! << 8) | buf[off + 1]!,
     class: (buf[off + 2]! << 8) | buf[off + 3]!,
+    wire: buf.subarray(HEADER_LEN, off + 4),
   };
   off += 4;
   for (let i = 0; i < an + ns; i++) {
@@ -419,9 +458,9 @@ export function parseQuery(buf: Uint8Array): Query | ParseError {
     }
     const p = nameEnd + 2;
     const rdlen = (buf[p + 6]! << 8) | buf[p + 7]!;
-    const options: EdnsOption[] = [];
     let o = p + 8;
     const oend = o + rdlen;
+    const options: EdnsOption[] = o < oend ? [] : NO_OPTIONS;
     while (o < oend) {
       if (o + 4 > oend) return fail(ParseFail.FormErr, id, flags, opcode, 'OPT option', question);
       const code = (buf[o]! << 8) | buf[o + 1]!;
@@ -440,9 +479,7 @@ export function parseQuery(buf: Uint8Array): Query | ParseError {
       options,
     };
   }
-  if (off !== end && off < end) {
-    // Trailing bytes after the last record: miekg/dns accepts them; so do we.
-  }
+  // Bytes after the last record are ignored, as miekg/dns does.
   return {
     id,
     opcode,
@@ -499,7 +536,8 @@ export function replyTo(q: Query, plugin?: string): DnsMessage {
     answer: [],
     authority: [],
     additional: [],
-    ...(plugin !== undefined ? { plugin } : {}),
+    plugin,
+    sections: undefined,
   };
 }
 
@@ -576,7 +614,13 @@ export function rrA(name: string, ttl: number, ip: string | Buffer): RR {
 }
 
 export function rrAAAA(name: string, ttl: number, ip: string): RR {
-  return { name, type: TYPE.AAAA, class: CLASS.IN, ttl, rdata: rdataOf({ type: 'AAAA', name, data: ip }) };
+  return {
+    name,
+    type: TYPE.AAAA,
+    class: CLASS.IN,
+    ttl,
+    rdata: rdataOf({ type: 'AAAA', name, data: ip }),
+  };
 }
 
 function rrName(type: number, name: string, ttl: number, target: string): RR {
@@ -608,7 +652,13 @@ export function rrSRV(
 }
 
 export function rrTXT(name: string, ttl: number, texts: string[]): RR {
-  return { name, type: TYPE.TXT, class: CLASS.IN, ttl, rdata: rdataOf({ type: 'TXT', name, data: texts }) };
+  return {
+    name,
+    type: TYPE.TXT,
+    class: CLASS.IN,
+    ttl,
+    rdata: rdataOf({ type: 'TXT', name, data: texts }),
+  };
 }
 
 export interface SoaFields {
@@ -650,7 +700,8 @@ export function rrFromPacket(a: dnsPacket.Answer): RR | null {
   if (a.type === 'OPT') return null;
   const type = typeNumber(a.type);
   if (type === undefined) return null;
-  const cls = a.class === undefined ? CLASS.IN : (CLASS as Record<string, number>)[a.class] ?? CLASS.IN;
+  const cls =
+    a.class === undefined ? CLASS.IN : ((CLASS as Record<string, number>)[a.class] ?? CLASS.IN);
   const ttl = a.ttl ?? 0;
   const name = a.name === '.' ? '' : a.name.replace(/\.$/, '');
   switch (a.type) {
@@ -674,61 +725,150 @@ export function rrFromPacket(a: dnsPacket.Answer): RR | null {
 
 const scratch = Buffer.allocUnsafe(MAX_MSG_SIZE + 512);
 
+/** A name's uncompressed wire form with its label offsets and lower-cased suffixes. */
+export interface NameWire {
+  /** The presentation name this is the wire form of. */
+  name: string;
+  bytes: Buffer;
+  /** Offset of each label in `bytes`. */
+  starts: number[];
+  /** Lower-cased presentation suffix starting at each label (compression keys). */
+  keys: string[];
+}
+
+const nameCache = new Map<string, NameWire>();
+const NAME_CACHE_MAX = 50_000;
+
+/** The wire form of a presentation name (cached). Throws on an invalid name. */
+export function nameWire(name: string): NameWire {
+  let w = nameCache.get(name);
+  if (w) return w;
+  const labels = nameToLabels(name);
+  if (!labels) throw new Error(`invalid domain name ${JSON.stringify(name)}`);
+  let n = 1;
+  for (const l of labels) n += l.length + 1;
+  if (n > MAX_NAME_LEN) throw new Error(`domain name too long: ${JSON.stringify(name)}`);
+  const bytes = Buffer.allocUnsafe(n);
+  const starts: number[] = [];
+  let o = 0;
+  for (const l of labels) {
+    starts.push(o);
+    bytes[o] = l.length;
+    bytes.set(l, o + 1);
+    o += l.length + 1;
+  }
+  bytes[o] = 0;
+  const lname = name.toLowerCase();
+  const textStarts = labelStarts(lname, labels.length);
+  const keys = textStarts.map((t) => lname.slice(t));
+  w = { name, bytes, starts, keys };
+  if (nameCache.size >= NAME_CACHE_MAX) nameCache.clear();
+  nameCache.set(name, w);
+  return w;
+}
+
+/**
+ * The compression dictionary of the message being encoded: lower-cased name suffixes and
+ * their offsets, in two arrays reused between messages (encoding is synchronous). A
+ * message holds few distinct names, so a linear scan beats building a Map per message.
+ */
+const DICT_KEYS: string[] = [];
+const DICT_OFFS: number[] = [];
+
 class Compressor {
-  /** Lower-cased name suffix → offset of its first label. */
-  private readonly map = new Map<string, number>();
+  /** Entries in the dictionary; -1 until first needed. */
+  private n = -1;
   constructor(
     private readonly buf: Buffer,
+    private readonly q: Question | null,
     private readonly qlname: string | null,
   ) {}
 
-  /** Writes `name` at `off` (compressed when allowed); returns the new offset. */
-  write(name: string, off: number, compress: boolean): number {
+  /** Writes the question at offset 12; returns the offset after it. */
+  writeQuestion(): number {
+    const q = this.q!;
     const buf = this.buf;
-    if (compress && this.qlname !== null) {
-      // The common case: the owner is the question name, at offset 12.
-      if (name.length === this.qlname.length && name.toLowerCase() === this.qlname) {
-        if (this.qlname === '') {
-          buf[off] = 0;
-          return off + 1;
-        }
-        buf[off] = 0xc0;
-        buf[off + 1] = HEADER_LEN;
-        return off + 2;
+    let off: number;
+    if (q.wire) {
+      q.wire.copy(buf, HEADER_LEN);
+      off = HEADER_LEN + q.wire.length;
+    } else {
+      const w = q.name === '' ? null : nameWire(q.name);
+      off = HEADER_LEN;
+      if (w) {
+        w.bytes.copy(buf, off);
+        off += w.bytes.length;
+      } else buf[off++] = 0;
+      buf.writeUInt16BE(q.type, off);
+      buf.writeUInt16BE(q.class, off + 2);
+      off += 4;
+    }
+    return off;
+  }
+
+  private find(key: string): number {
+    for (let i = 0; i < this.n; i++) if (DICT_KEYS[i] === key) return DICT_OFFS[i]!;
+    return -1;
+  }
+
+  private add(key: string, off: number): void {
+    if (off >= 0x3fff || this.find(key) >= 0) return;
+    DICT_KEYS[this.n] = key;
+    DICT_OFFS[this.n] = off;
+    this.n++;
+  }
+
+  /** Starts the dictionary with the question name's suffixes (at offset 12). */
+  private init(): void {
+    this.n = 0;
+    if (this.q && this.qlname !== null && this.qlname !== '') {
+      const w = nameWire(this.qlname);
+      for (let i = 0; i < w.keys.length; i++) this.add(w.keys[i]!, HEADER_LEN + w.starts[i]!);
+    }
+  }
+
+  /** Writes `name` at `off`, compressed; returns the new offset. */
+  write(name: string, off: number, rr?: RR): number {
+    const buf = this.buf;
+    const ql = this.qlname;
+    if (ql !== null && name.length === ql.length && (name === ql || name.toLowerCase() === ql)) {
+      if (ql === '') {
+        buf[off] = 0;
+        return off + 1;
       }
+      buf[off] = 0xc0;
+      buf[off + 1] = HEADER_LEN;
+      return off + 2;
     }
     if (name === '') {
       buf[off] = 0;
       return off + 1;
     }
-    const labels = nameToLabels(name);
-    if (!labels) throw new Error(`invalid domain name ${JSON.stringify(name)}`);
-    const lname = name.toLowerCase();
-    // Suffix keys: positions of label starts in the presentation form.
-    const starts = labelStarts(lname, labels.length);
-    for (let i = 0; i < labels.length; i++) {
-      const key = lname.slice(starts[i]);
-      if (compress) {
-        const ptr = this.map.get(key);
-        if (ptr !== undefined) {
-          buf[off] = 0xc0 | (ptr >> 8);
-          buf[off + 1] = ptr & 0xff;
-          return off + 2;
-        }
+    if (this.n < 0) this.init();
+    let w: NameWire;
+    if (rr !== undefined) {
+      w = rr.nameWire !== undefined && rr.nameWire.name === name ? rr.nameWire : nameWire(name);
+      rr.nameWire = w;
+    } else w = nameWire(name);
+    const n = w.starts.length;
+    let found = n;
+    let ptr = 0;
+    for (let i = 0; i < n; i++) {
+      const p = this.find(w.keys[i]!);
+      if (p >= 0) {
+        found = i;
+        ptr = p;
+        break;
       }
-      if (off < 0x3fff && !this.map.has(key)) this.map.set(key, off);
-      const l = labels[i]!;
-      buf[off] = l.length;
-      buf.set(l, off + 1);
-      off += 1 + l.length;
     }
-    buf[off] = 0;
-    return off + 1;
-  }
-
-  /** Registers the question name written at offset 12. */
-  registerQuestion(name: string): void {
-    this.write(name, HEADER_LEN, false);
+    const prefix = found < n ? w.starts[found]! : w.bytes.length;
+    w.bytes.copy(buf, off, 0, prefix);
+    for (let j = 0; j < found; j++) this.add(w.keys[j]!, off + w.starts[j]!);
+    off += prefix;
+    if (found === n) return off;
+    buf[off] = 0xc0 | (ptr >> 8);
+    buf[off + 1] = ptr & 0xff;
+    return off + 2;
   }
 }
 
@@ -751,6 +891,9 @@ function labelStarts(name: string, count: number): number[] {
   return starts;
 }
 
+/** Record end offsets of the message being encoded (reused: encoding is synchronous). */
+const ENDS: number[] = [];
+
 export interface EncodeResult {
   wire: Buffer;
   /** Whether records were cut to fit (TC set). */
@@ -772,41 +915,64 @@ export function encodeMessage(m: DnsMessage, maxSize: number, opt: Edns | null):
   if (m.cd) flags |= FLAG_CD;
   buf.writeUInt16BE(m.id & 0xffff, HDR_ID);
   let off = HEADER_LEN;
-  const comp = new Compressor(buf, m.question ? m.question.name.toLowerCase() : null);
-  if (m.question) {
-    off = comp.write(m.question.name, off, false);
-    buf.writeUInt16BE(m.question.type, off);
-    buf.writeUInt16BE(m.question.class, off + 2);
-    off += 4;
-  }
-  const sections = [m.answer, m.authority, m.additional];
-  const ends: number[] = [];
-  const limit = MAX_MSG_SIZE;
+  const q = m.question;
+  const comp = new Compressor(buf, q, q ? q.lname : null);
+  if (q) off = comp.writeQuestion();
+  const qEnd = off;
+  let ends: number[] = ENDS;
   let overflow = false;
-  outer: for (const section of sections) {
-    for (const rr of section) {
-      if (off + 10 + MAX_NAME_LEN * 2 + rr.rdata.length > buf.length) {
-        overflow = true;
-        break outer;
+  const sc = m.sections;
+  if (
+    sc !== undefined &&
+    sc.bytes !== null &&
+    sc.qEnd === qEnd &&
+    sc.answer === m.answer &&
+    sc.authority === m.authority &&
+    sc.additional === m.additional
+  ) {
+    // The same records after a question of the same shape: the bytes encoded last time
+    // (compression pointers into the question stay valid, the question is at 12).
+    sc.bytes.copy(buf, qEnd);
+    off = qEnd + sc.bytes.length;
+    ends = sc.ends;
+  } else {
+    ends.length = 0;
+    const limit = MAX_MSG_SIZE;
+    outer: for (let s = 0; s < 3; s++) {
+      const section = s === 0 ? m.answer : s === 1 ? m.authority : m.additional;
+      for (let r = 0; r < section.length; r++) {
+        const rr = section[r]!;
+        if (off + 10 + MAX_NAME_LEN * 2 + rr.rdata.length > buf.length) {
+          overflow = true;
+          break outer;
+        }
+        off = comp.write(rr.name, off, rr);
+        buf.writeUInt16BE(rr.type, off);
+        buf.writeUInt16BE(rr.class, off + 2);
+        buf.writeUInt32BE(rr.ttl >>> 0, off + 4);
+        const rdStart = off + 10;
+        let rdEnd: number;
+        if (rr.target !== undefined) rdEnd = comp.write(rr.target, rdStart);
+        else {
+          rr.rdata.copy(buf, rdStart);
+          rdEnd = rdStart + rr.rdata.length;
+        }
+        buf.writeUInt16BE(rdEnd - rdStart, off + 8);
+        off = rdEnd;
+        ends.push(off);
+        if (off > limit) {
+          overflow = true;
+          break outer;
+        }
       }
-      off = comp.write(rr.name, off, true);
-      buf.writeUInt16BE(rr.type, off);
-      buf.writeUInt16BE(rr.class, off + 2);
-      buf.writeUInt32BE(rr.ttl >>> 0, off + 4);
-      const rdStart = off + 10;
-      let rdEnd: number;
-      if (rr.target !== undefined) rdEnd = comp.write(rr.target, rdStart, true);
-      else {
-        rr.rdata.copy(buf, rdStart);
-        rdEnd = rdStart + rr.rdata.length;
-      }
-      buf.writeUInt16BE(rdEnd - rdStart, off + 8);
-      off = rdEnd;
-      ends.push(off);
-      if (off > limit) {
-        overflow = true;
-        break outer;
-      }
+    }
+    if (sc !== undefined && !overflow) {
+      sc.answer = m.answer;
+      sc.authority = m.authority;
+      sc.additional = m.additional;
+      sc.qEnd = qEnd;
+      sc.bytes = Buffer.from(buf.subarray(qEnd, off));
+      sc.ends = ends.slice();
     }
   }
   const optLen = opt ? 11 + optionsLength(opt.options) : 0;
@@ -815,7 +981,7 @@ export function encodeMessage(m: DnsMessage, maxSize: number, opt: Edns | null):
   let truncated = m.tc;
   if (overflow || off + optLen > max) {
     while (kept > 0 && ends[kept - 1]! + optLen > max) kept--;
-    off = kept > 0 ? ends[kept - 1]! : HEADER_LEN + questionLength(m, buf);
+    off = kept > 0 ? ends[kept - 1]! : qEnd;
     truncated = true;
   }
   if (truncated) flags |= FLAG_TC;
@@ -846,13 +1012,6 @@ export function encodeMessage(m: DnsMessage, maxSize: number, opt: Edns | null):
   const wire = Buffer.allocUnsafe(off);
   buf.copy(wire, 0, 0, off);
   return { wire, truncated };
-}
-
-function questionLength(m: DnsMessage, buf: Buffer): number {
-  if (!m.question) return 0;
-  let o = HEADER_LEN;
-  while (buf[o] !== 0) o += buf[o]! + 1;
-  return o + 1 + 4 - HEADER_LEN;
 }
 
 function optionsLength(options: EdnsOption[]): number {
@@ -900,8 +1059,7 @@ export function decodeMessage(wire: Buffer): DnsMessage {
   const flags = p.flags ?? 0;
   const q = p.questions?.[0];
   const opt = (p.additionals ?? []).find((a) => a.type === 'OPT') as
-    | { extendedRcode?: number }
-    | undefined;
+    { extendedRcode?: number } | undefined;
   const conv = (list: dnsPacket.Answer[] | undefined): RR[] =>
     (list ?? []).map(rrFromPacket).filter((r): r is RR => r !== null);
   const name = q ? (q.name === '.' ? '' : q.name) : '';
@@ -921,7 +1079,8 @@ export function decodeMessage(wire: Buffer): DnsMessage {
           name,
           lname: name.toLowerCase(),
           type: typeNumber(q.type) ?? 0,
-          class: q.class === undefined ? CLASS.IN : ((CLASS as Record<string, number>)[q.class] ?? 0),
+          class:
+            q.class === undefined ? CLASS.IN : ((CLASS as Record<string, number>)[q.class] ?? 0),
         }
       : null,
     answer: conv(p.answers),
@@ -942,4 +1101,3 @@ export function flagsText(m: DnsMessage): string {
   if (m.cd) f.push('cd');
   return f.join(',');
 }
-

@@ -55,10 +55,7 @@ export function corefileFromState(state: ClusterState): string | null {
 }
 
 export function viewFromClusterState(state: ClusterState, opts: ViewOptions = {}): DnsClusterView {
-  const endpoints = allServiceEndpoints(
-    state,
-    opts.downNodes ? { downNodes: opts.downNodes } : {},
-  );
+  const endpoints = allServiceEndpoints(state, opts.downNodes ? { downNodes: opts.downNodes } : {});
   return {
     dnsDomain: state.config.dnsDomain,
     clusterDNSIP: state.config.clusterDNSIP,

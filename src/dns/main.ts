@@ -1,0 +1,57 @@
+#!/usr/bin/env node
+/**
+ * The CoreDNS pods' program (the agent runs it inside the pod's netns):
+ *
+ *   node dist/src/dns/main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT]
+ *
+ * Serves the Corefile's server blocks (from the coredns ConfigMap in DIR unless --corefile
+ * is given; kubeadm's default otherwise) on their ports (:53 by default) plus health,
+ * ready and metrics, and prints one JSON line with "msg":"listening" on stdout once every
+ * listener is up. Logs are JSON lines on stdout. SIGTERM: lameduck, then exit 0.
+ */
+import { parseArgs } from 'node:util';
+import { createLogger } from '../util/log.js';
+import { CorefileError } from './corefile.js';
+import { parseListen, startStandalone } from './standalone.js';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      manifests: { type: 'string', multiple: true },
+      corefile: { type: 'string' },
+      listen: { type: 'string' },
+    },
+    strict: true,
+  });
+  const logger = createLogger('dns', 1);
+  if (!values.manifests || values.manifests.length === 0) {
+    logger.fatal('usage: main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT]');
+    process.exit(2);
+  }
+  const listen = values.listen ? parseListen(values.listen) : undefined;
+  let dns;
+  try {
+    dns = await startStandalone({
+      manifests: values.manifests,
+      logger,
+      ...(values.corefile ? { corefileFile: values.corefile } : {}),
+      ...(listen ? { listen, httpHost: listen.host } : {}),
+      onFatal: () => process.exit(1),
+    });
+  } catch (e) {
+    logger.fatal({ err: e instanceof CorefileError ? e.message : String(e) }, 'dns: cannot start');
+    process.exit(1);
+  }
+  const addrs = dns.service.server!.addresses();
+  logger.info({ dns: addrs.dns, http: addrs.http, corefile: dns.service.source }, 'listening');
+  let stopping = false;
+  const shutdown = (): void => {
+    if (stopping) return;
+    stopping = true;
+    void dns.stop(true).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+void main();
