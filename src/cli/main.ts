@@ -19,6 +19,7 @@ import { callAgent, streamFromAgent } from '../agent/control.js';
 import { labDown, labUp, LabError, readLabRecord } from '../lab/netns-lab.js';
 import { applyManifestFile } from '../lab/apply.js';
 import { registerIngressCommands } from './commands/ingress.js';
+import { registerDnsCommand } from './commands/dns.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
 
@@ -510,6 +511,7 @@ async function callAgentRaw<T>(
 }
 
 registerIngressCommands(program);
+registerDnsCommand(program);
 
 // `kubewire … | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
