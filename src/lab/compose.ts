@@ -14,11 +14,14 @@
  * Pods' network namespaces stay inside their node's container: `kubewire exec` runs
  * in the container of the pod's node.
  *
- * The node image's entrypoint (images/node-entrypoint.sh) runs, under a lock shared by
- * the containers:
- *   node dist/src/lab/compose.js prepare   validate and seed the manifests, write lab.json
- * and its healthcheck is
- *   node dist/src/lab/compose.js health    exit 0 when this container's agent is ready
+ * The node image's entrypoint (images/node-entrypoint.sh) runs
+ *   node dist/src/lab/compose.js prepare      (under a lock shared by the containers)
+ *                                             validate and seed the manifests, write lab.json
+ *   node dist/src/lab/compose.js wait-ready   (in the background) wait for the agent's first
+ *                                             convergence, then write <node dir>/ready, which
+ *                                             the compose healthcheck tests (a `test -e`, so
+ *                                             a healthcheck every second costs nothing)
+ *   node dist/src/lab/compose.js health       the agent's status in one line; exit 0 if ready
  */
 import { createHash } from 'node:crypto';
 import {
@@ -28,6 +31,7 @@ import {
   readdirSync,
   renameSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { basename, join } from 'node:path';
@@ -59,6 +63,32 @@ export interface PrepareOptions {
   now?: Date;
 }
 
+/** The ready marker of a node (written by wait-ready, tested by the healthcheck). */
+export function readyFile(layout: LabLayout, node: string): string {
+  return join(layout.nodeDir(node), 'ready');
+}
+
+/**
+ * The seed's manifest files in the order the loader reads them (src/cluster/load.ts:
+ * directories recursively, names in byte order, .yaml/.yml/.json, hidden entries
+ * skipped), without loading the cluster model: a container whose seed is already in
+ * place starts its agent at once.
+ */
+export function seedFiles(paths: readonly string[]): string[] {
+  const out: string[] = [];
+  const visit = (path: string, explicit: boolean): void => {
+    if (!existsSync(path)) throw new Error(`${path}: no such file or directory`);
+    if (!statSync(path).isDirectory()) {
+      if (explicit || /\.(ya?ml|json)$/i.test(path)) out.push(path);
+      return;
+    }
+    const entries = readdirSync(path).sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const e of entries) if (!e.startsWith('.')) visit(join(path, e), false);
+  };
+  for (const p of paths) visit(p, true);
+  return out;
+}
+
 /** The lab's client and router, as the compose file places them. */
 export const COMPOSE_HOSTS: LabRecord['hosts'] = [
   { name: 'router', netns: '', address: '10.1.110.1' },
@@ -75,28 +105,22 @@ function writeAtomic(path: string, content: string): void {
 }
 
 /**
- * Makes the shared lab directory ready for this container's agent: validates the seed
- * manifests (an invalid seed stops the container with the file, document and field
- * named), copies them into the manifests directory unless it already holds this very
- * seed — then the objects `kubewire apply` changed since are kept, as a cluster keeps
- * its state across restarts — and writes lab.json. The directory itself is never
- * replaced, only its files (running agents watch it). Callers serialize prepare
- * across containers (the entrypoint holds a lock).
+ * Makes the shared lab directory ready for this container's agent: copies the seed
+ * manifests into the manifests directory unless it already holds this very seed —
+ * then the objects `kubewire apply` changed since are kept, as a cluster keeps its
+ * state across restarts — and writes lab.json. The directory itself is never
+ * replaced, only its files (running agents watch it). The manifests are not validated
+ * here: the agent does, and stops naming file, document and field. Callers serialize
+ * prepare across containers (the entrypoint holds a lock); it is quick, so the
+ * containers that wait are not held up.
  */
 export async function prepareComposeLab(
   layout: LabLayout,
   opts: PrepareOptions,
 ): Promise<PrepareResult> {
-  const { buildClusterState, listManifestFiles, loadManifests, ManifestErrors } =
-    await import('../cluster/index.js');
-  const { files, errors } = listManifestFiles(opts.seedPaths);
-  if (errors.length > 0) throw new ManifestErrors(errors);
+  const files = seedFiles(opts.seedPaths);
   if (files.length === 0)
     throw new Error(`no manifests under ${opts.seedPaths.join(', ')}: is the lab mounted?`);
-  const seedState = buildClusterState(loadManifests(files));
-  if (seedState.nodes.length === 0)
-    throw new Error('the manifests define no Node: a lab needs at least one');
-
   const named = files.map((f, i) => ({
     name: `${String(i).padStart(3, '0')}-${basename(f)}`,
     content: readFileSync(f, 'utf8'),
@@ -108,14 +132,17 @@ export async function prepareComposeLab(
   const dir = layout.manifestsDir;
   mkdirSync(dir, { recursive: true });
   const markerPath = join(dir, SEED_MARKER);
-  let marker: SeedMarker | null;
-  try {
-    marker = JSON.parse(readFileSync(markerPath, 'utf8')) as SeedMarker;
-  } catch {
-    marker = null;
-  }
+  const marker = readJson<SeedMarker>(markerPath);
+  const previous = readJson<LabRecord>(layout.labFile);
   const now = opts.now ?? new Date();
   const seeded = marker?.hash !== seedHash;
+  // Another container has put this seed in place and written the record: nothing to do.
+  if (!seeded && previous?.mode === 'compose' && previous.nodes.length > 0) {
+    return { seeded, nodes: previous.nodes.map((n) => n.name), record: previous };
+  }
+
+  // No validation here: the agent validates, and stops with the file, document and field
+  // named when the manifests are invalid (the slow part of starting stays off the lock).
   if (seeded) {
     const keep = new Set(named.map((f) => f.name));
     for (const entry of readdirSync(dir)) {
@@ -124,17 +151,9 @@ export async function prepareComposeLab(
     for (const f of named) writeAtomic(join(dir, f.name), f.content);
     writeAtomic(markerPath, JSON.stringify({ hash: seedHash, seededAt: now.toISOString() }) + '\n');
   }
-
   // The nodes as the manifests now say (an applied change may have added one).
-  let state = seedState;
-  try {
-    state = buildClusterState(loadManifests([dir]));
-  } catch {
-    /* the agents report it; the seed's nodes are a fine record meanwhile */
-  }
-  const previous = existsSync(layout.labFile)
-    ? (JSON.parse(readFileSync(layout.labFile, 'utf8')) as LabRecord)
-    : null;
+  const nodes = await nodeNames(seedFiles([dir]));
+  if (nodes.length === 0) throw new Error('the manifests define no Node: a lab needs at least one');
   const record: LabRecord = {
     name: layout.lab,
     createdAt:
@@ -142,7 +161,7 @@ export async function prepareComposeLab(
         ? previous.createdAt
         : now.toISOString(),
     mode: 'compose',
-    nodes: state.nodes.map((n) => ({ name: n.name, netns: '', agentPid: null })),
+    nodes: nodes.map((name) => ({ name, netns: '', agentPid: null })),
     hosts: opts.hosts ?? COMPOSE_HOSTS,
     switchNetns: '',
   };
@@ -151,7 +170,49 @@ export async function prepareComposeLab(
   return { seeded, nodes: record.nodes.map((n) => n.name), record };
 }
 
-/** The healthcheck: this container's agent answers and has converged once. */
+/** Names of the Node objects in these files (YAML or JSON, many documents each). */
+async function nodeNames(files: string[]): Promise<string[]> {
+  const { parseAllDocuments } = await import('yaml');
+  const names = new Set<string>();
+  for (const f of files) {
+    for (const doc of parseAllDocuments(readFileSync(f, 'utf8'))) {
+      const o = doc.toJSON() as { kind?: unknown; metadata?: { name?: unknown } } | null;
+      if (o?.kind === 'Node' && typeof o.metadata?.name === 'string') names.add(o.metadata.name);
+    }
+  }
+  return [...names];
+}
+
+function readJson<T>(path: string): T | null {
+  try {
+    return JSON.parse(readFileSync(path, 'utf8')) as T;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Waits until the agent has converged once, then writes its ready marker. Gives up
+ * (without a marker: the container turns unhealthy) after `timeoutMs`.
+ */
+export async function waitReady(
+  layout: LabLayout,
+  node: string,
+  timeoutMs: number,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { ok, line } = await composeHealth(layout, node);
+    if (ok) {
+      writeAtomic(readyFile(layout, node), `${new Date().toISOString()} ${line}\n`);
+      return true;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** This container's agent answers and has converged once. */
 export async function composeHealth(
   layout: LabLayout,
   node: string,
@@ -179,6 +240,17 @@ async function main(argv: string[]): Promise<number> {
     );
     return 0;
   }
+  if (cmd === 'wait-ready') {
+    const node = process.env.KUBEWIRE_NODE;
+    if (!node) throw new Error('wait-ready needs KUBEWIRE_NODE');
+    const ok = await waitReady(
+      layout,
+      node,
+      Number(process.env.KUBEWIRE_READY_TIMEOUT ?? 300) * 1000,
+    );
+    if (!ok) process.stderr.write(`kubewire: node ${node} did not become ready\n`);
+    return ok ? 0 : 1;
+  }
   if (cmd === 'health') {
     const node = argv[1] ?? process.env.KUBEWIRE_NODE;
     if (!node) throw new Error('health needs the node name (argument or KUBEWIRE_NODE)');
@@ -186,7 +258,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(line + '\n');
     return ok ? 0 : 1;
   }
-  process.stderr.write('usage: compose.js prepare | health [NODE]\n');
+  process.stderr.write('usage: compose.js prepare | wait-ready | health [NODE]\n');
   return 2;
 }
 

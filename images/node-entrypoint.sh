@@ -1,0 +1,35 @@
+#!/bin/sh
+# Entrypoint of a kubewire node container (images/Dockerfile, target node).
+#
+#   KUBEWIRE_NODE     the Node object this container emulates (default: the hostname)
+#   KUBEWIRE_GATEWAY  the underlay's router (10.1.110.1 in the reference lab); becomes the
+#                     default route before the agent takes eth0 over, so the agent adopts it
+#   KUBEWIRE_SEED     read-only manifest directories, ':'-separated, copied into the
+#                     lab's shared manifests (default /etc/kubewire/nodes:/etc/kubewire/manifests)
+#   KUBEWIRE_RUN_DIR  the volume the node containers share (default /run/kubewire)
+#
+# Then the agent runs in the foreground: it owns eth0 (tc redirect to its TAP), creates
+# this node's pods as network namespaces in this container, and serves its control socket
+# on the shared volume. Any arguments are passed to the agent.
+set -eu
+
+node_name=${KUBEWIRE_NODE:-$(hostname)}
+export KUBEWIRE_NODE="$node_name"
+run_dir=${KUBEWIRE_RUN_DIR:-/run/kubewire}
+app=/opt/kubewire
+
+if [ -n "${KUBEWIRE_GATEWAY:-}" ]; then
+  ip route replace default via "$KUBEWIRE_GATEWAY" dev eth0
+fi
+
+mkdir -p "$run_dir"
+# The node containers start together: one at a time seeds the shared manifests.
+flock "$run_dir/.prepare.lock" node "$app/dist/src/lab/compose.js" prepare
+
+# The healthcheck (kubewire-health) tests a marker written once the agent has converged;
+# a marker of an earlier run on the same volume does not count. The waiter is detached
+# (init, PID 1, reaps it).
+rm -f "$run_dir/${KUBEWIRE_LAB:-kw}/nodes/$node_name/ready"
+(node "$app/dist/src/lab/compose.js" wait-ready &)
+
+exec node "$app/dist/src/agent/main.js" --node "$node_name" "$@"
