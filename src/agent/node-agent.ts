@@ -29,6 +29,8 @@ import { calicoRoutes } from '../controllers/calico-routes.js';
 import { NodeKernel } from './node-kernel.js';
 import { conntrackCommand } from './conntrack-command.js';
 import { join } from 'node:path';
+import { NodeLiveness } from './liveness.js';
+import { L2Speaker } from './l2-speaker.js';
 
 /** Outer IPv4 header of IPIP: tunl0's MTU is the underlay's minus 20. */
 const IPIP_OVERHEAD = 20;
@@ -72,6 +74,8 @@ export class NodeAgent {
   private generation = 0;
   private lastError: string | null = null;
   private converging: Promise<void> = Promise.resolve();
+  private liveness: NodeLiveness | null = null;
+  readonly speaker: L2Speaker;
 
   constructor(
     private readonly layout: LabLayout,
@@ -82,6 +86,7 @@ export class NodeAgent {
   ) {
     this.forwarder = new Forwarder(logger, AGENT_VNET_HDR);
     this.kernel = new NodeKernel(this.forwarder, nodeName, logger, () => this.tunnelAddr);
+    this.speaker = new L2Speaker(nodeName, this.forwarder, () => this.underlayIf, logger);
   }
 
   async start(): Promise<void> {
@@ -104,6 +109,52 @@ export class NodeAgent {
     }, 1000);
     await this.apply(state);
     this.watchManifests();
+    // Heartbeats start once this node serves: the others count it up from the first one.
+    this.liveness = new NodeLiveness(this.nodeName, node.internalIP, this.logger, {
+      onChange: () => this.livenessChanged(),
+    });
+    this.liveness.setPeers(this.peersOf(state));
+    await this.liveness.start().catch((err: Error) => {
+      this.logger.error({ err: err.message }, 'liveness heartbeats unavailable');
+      this.liveness = null;
+    });
+  }
+
+  private peersOf(state: ClusterState): { name: string; address: string }[] {
+    return state.nodes.map((n) => ({ name: n.name, address: n.internalIP }));
+  }
+
+  /** Nodes whose agents are down, in this agent's view (none before heartbeats start). */
+  private downNodes(): Set<string> {
+    return this.liveness?.downNodes() ?? new Set();
+  }
+
+  /**
+   * A node went down or came back: kube-proxy's endpoints and the LoadBalancer
+   * announcements follow (queued behind any convergence in progress).
+   */
+  private livenessChanged(): void {
+    this.converging = this.converging.then(() => {
+      const state = this.state;
+      if (!state) return;
+      // Addresses first: taking one over is what the clients are waiting for.
+      this.updateSpeaker(state);
+      try {
+        this.kernel.syncKubeProxy(state, this.downNodes());
+      } catch (err) {
+        this.logger.error({ err }, 'kube-proxy sync failed');
+      }
+    });
+  }
+
+  private updateSpeaker(state: ClusterState): void {
+    const down = this.downNodes();
+    this.speaker.update(state, {
+      liveNodes: state.nodes.map((n) => n.name).filter((n) => !down.has(n)),
+      downNodes: down,
+      // Before heartbeats run this agent cannot know who else announces: it waits.
+      settled: this.liveness?.settled ?? false,
+    });
   }
 
   private computeState(): ClusterState {
@@ -287,8 +338,9 @@ export class NodeAgent {
 
   private async converge(state: ClusterState): Promise<void> {
     this.programClusterRoutes(state);
+    this.liveness?.setPeers(this.peersOf(state));
     try {
-      this.kernel.syncKubeProxy(state);
+      this.kernel.syncKubeProxy(state, this.downNodes());
     } catch (err) {
       this.logger.error({ err }, 'kube-proxy sync failed');
       this.lastError = `kube-proxy: ${(err as Error).message}`;
@@ -333,6 +385,7 @@ export class NodeAgent {
     }
     this.recordNetns();
     this.state = state;
+    this.updateSpeaker(state);
     await Promise.race([
       Promise.all(created.map((p) => p.whenReady())),
       new Promise((resolve) => setTimeout(resolve, 30_000)),
@@ -418,9 +471,16 @@ export class NodeAgent {
           return this.kernel.followDmesg((l) => sock.write(l + '\n'));
         });
       },
-      shutdown: () => {
-        setImmediate(() => void this.stop().then(() => process.exit(0)));
-        return { stopping: true };
+      metallb: () => ({
+        ...this.speaker.status(),
+        settled: this.liveness?.settled ?? false,
+        peers: this.liveness?.snapshot() ?? [],
+      }),
+      shutdown: (params: Record<string, unknown>) => {
+        // leave: false stops as a failing node does, without telling the others.
+        const leave = params.leave !== false;
+        setImmediate(() => void this.stop(leave).then(() => process.exit(0)));
+        return { stopping: true, leave, at: new Date().toISOString() };
       },
     };
   }
@@ -446,7 +506,14 @@ export class NodeAgent {
     });
   }
 
-  async stop(): Promise<void> {
+  async stop(leave = true): Promise<void> {
+    await this.liveness?.stop(leave);
+    // A node that fails (no goodbye) is gone from the underlay at once, not after its pods.
+    if (!leave) {
+      this.uplinkTap?.close();
+      this.uplinkTap = null;
+    }
+    this.speaker.stop();
     this.watcher?.close();
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.debounce) clearTimeout(this.debounce);

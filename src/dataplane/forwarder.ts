@@ -111,6 +111,12 @@ export class Forwarder {
   readonly tunnelPeers = new Set<number>();
   /** tunl0, when the node has an IPIP overlay. */
   tunnel: NetInterface | null = null;
+  /**
+   * LoadBalancer addresses this node announces (MetalLB layer 2): ARP requests for them
+   * on the underlay are answered with the underlay's MAC. They are not local addresses:
+   * as with kube-proxy in iptables mode, packets to them are taken by PREROUTING's DNAT.
+   */
+  readonly announced = new Set<number>();
   /** Netfilter hooks and conntrack; null runs the bare router (no iptables at all). */
   hooks: HookPipeline | null = null;
   private ipId = 1;
@@ -242,7 +248,7 @@ export class Forwarder {
       if (local && local.deliverTo === inIf) return false;
       return true;
     }
-    if (inIf.kind === 'underlay') return this.local.has(target);
+    if (inIf.kind === 'underlay') return this.local.has(target) || this.announced.has(target);
     return false;
   }
 
@@ -701,6 +707,21 @@ export class Forwarder {
     emitEthernetHeader(this.scratch, o, BROADCAST_MAC, n.dev.mac, ETHERTYPE_ARP);
     emitArp(this.scratch, o + ETH_HEADER_LEN, ARP_OP_REQUEST, n.dev.mac, senderIp, ZERO_MAC, n.ip);
     n.dev.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
+  }
+
+  /**
+   * One gratuitous burst for an address this node takes over, as MetalLB's speaker sends
+   * it: a broadcast ARP request and a broadcast ARP reply, both with sender and target
+   * address = the address, sender MAC = the interface's, target MAC = broadcast.
+   */
+  sendGratuitousArp(dev: NetInterface, addr: number): void {
+    for (const op of [ARP_OP_REQUEST, ARP_OP_REPLY]) {
+      const o = this.allocFrame(ETH_HEADER_LEN + ARP_LEN, 0);
+      emitEthernetHeader(this.scratch, o, BROADCAST_MAC, dev.mac, ETHERTYPE_ARP);
+      emitArp(this.scratch, o + ETH_HEADER_LEN, op, dev.mac, addr, BROADCAST_MAC, addr);
+      dev.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
+    }
+    this.flush();
   }
 
   /** The 1 s maintenance tick: ARP retries, failures (ICMP host unreachable), ageing. */
