@@ -101,7 +101,7 @@ describe('MetalLB layer 2', { skip: rootSkip, timeout: 400_000 }, () => {
     );
   });
 
-  test('the announcing node stops: another takes over within 3 s with gratuitous ARP; curls resume; its return moves the address at most once', async () => {
+  test('the announcing node stops: another takes over within 3 s with gratuitous ARP; curls resume; its return moves the address at most once', async (t) => {
     const first = await announcer();
     // Watch ARP on the underlay and curl the address every 100 ms, both bounded in time.
     const arp = host(
@@ -124,7 +124,7 @@ describe('MetalLB layer 2', { skip: rootSkip, timeout: 400_000 }, () => {
     // When the agent stopped (it says so): the clock of the failover starts there.
     const stoppedAt = Date.parse(/stopped answering at (\S+)\)/.exec(stop.stderr)![1]!);
     // Within 3 s of the stop another node answers ARP for the address.
-    let second = '';
+    let second: string;
     for (;;) {
       const macs = await arpingMacs(VIP).catch((): string[] => []);
       const owner = [...nodeIPs].find(([, ip]) => macs.includes(macForAddress(ip)))?.[0];
@@ -182,6 +182,9 @@ describe('MetalLB layer 2', { skip: rootSkip, timeout: 400_000 }, () => {
     assert.equal(failingSince, null, 'curls succeed again by the end of the loop');
     assert.ok(worst <= 3000, `curls failed for ${worst} ms`);
     assert.ok(curls.filter((c) => c.ok).length > 50, 'most curls succeeded');
+    t.diagnostic(
+      `announcer ${first} → ${second}: gratuitous ARP ${Math.round(takeoverMs)} ms after the stop; longest curl outage ${worst} ms; ${curls.filter((c) => !c.ok).length}/${curls.length} curls failed`,
+    );
     // After the return: the announcements in the capture change hands at most twice in
     // total (away from the failed node, and back once when it returns).
     const owners = [...arpOut.matchAll(/Reply 10\.1\.110\.105 is-at ([0-9a-f:]{17})/g)].map(
