@@ -24,6 +24,8 @@ interface SvcJson {
 describe('MetalLB layer 2', { skip: rootSkip, timeout: 400_000 }, () => {
   let dir: string;
   const nodeIPs = new Map<string, string>();
+  /** Pod IPs by node, for the pods that back a Service (echo and CoreDNS). */
+  const podsOfNode = new Map<string, string[]>();
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kw-metallb-'));
@@ -34,6 +36,18 @@ describe('MetalLB layer 2', { skip: rootSkip, timeout: 400_000 }, () => {
       .slice(1)) {
       const cols = line.split(/\s+/);
       nodeIPs.set(cols[0]!, cols[4]!);
+    }
+  });
+
+  before(async () => {
+    const all = JSON.parse(await kubewireOk(lab, ['get', 'pods', '-A', '-o', 'json'])) as {
+      ip: string;
+      nodeName: string;
+      hostNetwork?: boolean;
+    }[];
+    for (const p of all) {
+      if (p.hostNetwork || !p.ip) continue;
+      podsOfNode.set(p.nodeName, [...(podsOfNode.get(p.nodeName) ?? []), p.ip]);
     }
   });
 
@@ -137,8 +151,25 @@ describe('MetalLB layer 2', { skip: rootSkip, timeout: 400_000 }, () => {
     }
     const statusSecond = await announcer();
     assert.equal(statusSecond, second);
+    // The stopped node's pods leave every Service on the other nodes (kube-proxy resynced).
+    const firstPodIPs = podsOfNode.get(first) ?? [];
+    assert.ok(firstPodIPs.length > 0, `pods on ${first}`);
+    const dnatTo = async (node: string) =>
+      [
+        ...(await kubewireOk(lab, ['iptables-save', '--node', node])).matchAll(
+          /--to-destination ([\d.]+):/g,
+        ),
+      ].map((m) => m[1]!);
+    const during = await dnatTo(second);
+    for (const ip of firstPodIPs) assert.ok(!during.includes(ip), `${ip} still an endpoint`);
     await sleep(3000);
     await kubewireOk(lab, ['node', 'start', first]);
+    await sleep(1000);
+    const back = await dnatTo(second);
+    assert.ok(
+      firstPodIPs.some((ip) => back.includes(ip)),
+      `${first}'s pods are endpoints again after it rejoined`,
+    );
     const curls = (await loop).stdout
       .trim()
       .split('\n')
