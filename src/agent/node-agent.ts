@@ -29,6 +29,7 @@ import { calicoRoutes } from '../controllers/calico-routes.js';
 import { NodeKernel } from './node-kernel.js';
 import { conntrackCommand } from './conntrack-command.js';
 import { collectAgentMetrics, renderAgentMetrics, serveMetrics } from './metrics.js';
+import { traceSession } from './trace-session.js';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 
@@ -420,6 +421,8 @@ export class NodeAgent {
         interfaces: fwd.interfaces.map((i) => ({ name: i.name, kind: i.kind, ...i.counters })),
       }),
       pcap: (params: Record<string, unknown>) => this.capture(String(params.iface ?? '')),
+      trace: (params: Record<string, unknown>) =>
+        traceSession(fwd, this.kernel, this.nodeName, params),
       metrics: () => this.metricsText(),
       iptables: (params: Record<string, unknown>) => this.kernel.netfilter.command(argvOf(params)),
       'iptables-save': (params: Record<string, unknown>) =>

@@ -20,6 +20,7 @@ import { labDown, labUp, LabError, readLabRecord } from '../lab/netns-lab.js';
 import { applyManifestFile } from '../lab/apply.js';
 import { registerIngressCommands } from './commands/ingress.js';
 import { registerDnsCommand } from './commands/dns.js';
+import { registerTraceCommands } from './commands/trace.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
 
@@ -512,6 +513,7 @@ async function callAgentRaw<T>(
 
 registerIngressCommands(program);
 registerDnsCommand(program);
+registerTraceCommands(program, labName);
 
 // `kubewire … | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {
