@@ -28,6 +28,9 @@ import { releaseUnderlay, takeOverUnderlay, type UnderlayConfig } from './underl
 import { calicoRoutes } from '../controllers/calico-routes.js';
 import { NodeKernel } from './node-kernel.js';
 import { conntrackCommand } from './conntrack-command.js';
+import { collectAgentMetrics, renderAgentMetrics, serveMetrics } from './metrics.js';
+import { traceSession } from './trace-session.js';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { NodeLiveness } from './liveness.js';
 import { L2Speaker } from './l2-speaker.js';
@@ -38,6 +41,12 @@ const IPIP_OVERHEAD = 20;
 /** The link between the agent and the node's own kernel (processes "on the node"). */
 export const HOST_LINK = 'kubewire0';
 const HOST_MTU = 1500;
+/**
+ * kube-proxy's metrics endpoint (--metrics-bind-address; kube-proxy's default
+ * binds 127.0.0.1, kubeadm clusters scraped by Prometheus use 0.0.0.0): in the
+ * node's own network namespace, so reachable at http://<node IP>:10249/metrics.
+ */
+export const METRICS_BIND_ADDRESS = '0.0.0.0:10249';
 
 export interface AgentStatus {
   node: string;
@@ -66,6 +75,7 @@ export class NodeAgent {
   private underlayIf: NetInterface | null = null;
   private clusterRoutes: { dst: number; prefixLen: number }[] = [];
   private control: ControlServer | null = null;
+  private metricsServer: Server | null = null;
   private watcher: FSWatcher | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private debounce: NodeJS.Timeout | null = null;
@@ -103,6 +113,7 @@ export class NodeAgent {
       this.controlHandlers(),
     );
     await this.control.listen();
+    await this.serveMetrics();
     this.tickTimer = setInterval(() => {
       this.forwarder.tick();
       this.kernel.tick();
@@ -155,6 +166,21 @@ export class NodeAgent {
       // Before heartbeats run this agent cannot know who else announces: it waits.
       settled: this.liveness?.settled ?? false,
     });
+  }
+
+  private async serveMetrics(): Promise<void> {
+    try {
+      this.metricsServer = await serveMetrics(METRICS_BIND_ADDRESS, () => this.metricsText());
+    } catch (err) {
+      this.logger.warn(
+        { err: (err as Error).message, address: METRICS_BIND_ADDRESS },
+        'cannot serve metrics over HTTP (kubewire metrics still works)',
+      );
+    }
+  }
+
+  metricsText(): string {
+    return renderAgentMetrics(collectAgentMetrics(this.forwarder, this.kernel));
   }
 
   private computeState(): ClusterState {
@@ -448,6 +474,9 @@ export class NodeAgent {
         interfaces: fwd.interfaces.map((i) => ({ name: i.name, kind: i.kind, ...i.counters })),
       }),
       pcap: (params: Record<string, unknown>) => this.capture(String(params.iface ?? '')),
+      trace: (params: Record<string, unknown>) =>
+        traceSession(fwd, this.kernel, this.nodeName, params),
+      metrics: () => this.metricsText(),
       iptables: (params: Record<string, unknown>) => this.kernel.netfilter.command(argvOf(params)),
       'iptables-save': (params: Record<string, unknown>) =>
         this.kernel.netfilter.save({
@@ -525,6 +554,10 @@ export class NodeAgent {
     this.uplinkTap?.close();
     if (this.underlay) await releaseUnderlay(this.underlay);
     await this.control?.close();
+    this.metricsServer?.closeAllConnections();
+    await new Promise<void>((resolve) =>
+      this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve(),
+    );
     this.logger.info('agent stopped');
   }
 

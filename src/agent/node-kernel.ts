@@ -15,6 +15,7 @@ import { HookPipeline } from '../dataplane/hooks.js';
 import { AddrType, type NodeAddressing } from '../netfilter/packet-meta.js';
 import { Netfilter } from '../netfilter/netfilter.js';
 import type { Logger } from '../util/log.js';
+import { Histogram, SYNC_BUCKETS } from './metrics.js';
 
 /** Lines kept of the node's kernel log (`kubewire dmesg`), like the kernel's ring buffer. */
 const DMESG_LINES = 4096;
@@ -35,6 +36,9 @@ export class NodeKernel {
   readonly conntrackFollowers = new Set<(line: string) => void>();
   private kubeProxy: KubeProxyRules | undefined;
   lastSync: { services: number; durationMs: number; at: string } | null = null;
+  /** kubeproxy_sync_proxy_rules_duration_seconds, and the failed syncs (metrics). */
+  readonly syncDurations = new Histogram(SYNC_BUCKETS);
+  syncFailures = 0;
 
   constructor(
     forwarder: Forwarder,
@@ -99,7 +103,12 @@ export class NodeKernel {
       ...(downNodes ? { downNodes } : {}),
     };
     const rules = kubeProxyRules(state, opts, this.kubeProxy);
-    this.netfilter.restore(rules.restoreText, { noflush: true });
+    try {
+      this.netfilter.restore(rules.restoreText, { noflush: true });
+    } catch (err) {
+      this.syncFailures++;
+      throw err;
+    }
     // The jumps from the built-in chains, ensured as kube-proxy does (iptables -C, else -I).
     for (const jump of rules.jumps) {
       const check = jump.map((a) => (a === '-I' || a === '-A' ? '-C' : a));
@@ -110,6 +119,7 @@ export class NodeKernel {
       }
     }
     this.kubeProxy = rules;
+    this.syncDurations.observe((performance.now() - started) / 1000);
     this.lastSync = {
       services: state.services.length,
       durationMs: Math.round((performance.now() - started) * 10) / 10,

@@ -21,6 +21,7 @@ import { applyManifestFile } from '../lab/apply.js';
 import { registerIngressCommands } from './commands/ingress.js';
 import { registerDnsCommand } from './commands/dns.js';
 import { registerServiceCommands } from './commands/services.js';
+import { registerTraceCommands } from './commands/trace.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
 
@@ -514,6 +515,7 @@ async function callAgentRaw<T>(
 registerIngressCommands(program);
 registerDnsCommand(program);
 registerServiceCommands(program, labName);
+registerTraceCommands(program, labName);
 
 // `kubewire … | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

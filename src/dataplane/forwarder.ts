@@ -20,6 +20,7 @@ import { checksumFold, pseudoHeaderSum } from '../packet/checksum.js';
 import { emitTcp } from '../packet/tcp.js';
 import { Verdict, type RejectWith } from '../netfilter/packet-meta.js';
 import type { HookPipeline } from './hooks.js';
+import type { PacketTracer } from './trace.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REQUEST,
@@ -119,6 +120,8 @@ export class Forwarder {
   readonly announced = new Set<number>();
   /** Netfilter hooks and conntrack; null runs the bare router (no iptables at all). */
   hooks: HookPipeline | null = null;
+  /** Set while `kubewire trace` runs (trace.ts); null otherwise: one check per step. */
+  tracer: PacketTracer | null = null;
   private ipId = 1;
 
   // Reused views: one set for the packet being processed, one for ICMP quoting.
@@ -172,6 +175,7 @@ export class Forwarder {
           this.logger.error({ err, dev: inIf.name }, 'internal error processing a frame');
         }
       }
+      if (this.tracer !== null) this.tracer.finish();
     }
     this.flush();
   }
@@ -262,6 +266,7 @@ export class Forwarder {
         r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed,
       );
     }
+    if (this.tracer !== null) this.tracer.arrive(inIf, buf, off);
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (this.martian(ip)) return;
     // IPIP from a node is decapsulated before the hooks: the inner packet is what they see
@@ -339,6 +344,7 @@ export class Forwarder {
         r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed,
       );
     }
+    if (this.tracer !== null) this.tracer.decap(tunnel.name, buf, innerOff);
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (ip.protocol === IPPROTO_IPIP) return this.drops.count(DropReason.IpipNested);
     if (this.martian(ip)) return;
@@ -364,6 +370,7 @@ export class Forwarder {
 
   private deliverLocal(inIf: NetInterface, local: LocalAddress, buf: Buffer, off: number): void {
     const ip = this.ip;
+    if (this.tracer !== null) this.tracer.local(ip.dst);
     if (this.hooks !== null) {
       const v = this.hooks.input(this.partialChecksum(buf, off));
       if (v !== Verdict.ACCEPT) return this.refuse(inIf, v);
@@ -391,6 +398,7 @@ export class Forwarder {
   private forward(inIf: NetInterface, buf: Buffer, off: number): void {
     const ip = this.ip;
     const route = this.routes.lookup(ip.dst);
+    if (this.tracer !== null) this.tracer.route(ip.dst, route ?? null);
     if (!route) {
       this.sendIcmpError(inIf, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0);
       return this.drops.count(DropReason.NoRoute);
@@ -550,6 +558,7 @@ export class Forwarder {
     if (!dev.up) return this.drops.count(DropReason.InterfaceDown);
     if (dev.kind === 'tunnel') return this.encapsulate(dev, nextHop, buf, ipOff, ipLen);
     const n = this.neighbours.get(dev, nextHop);
+    if (this.tracer !== null) this.tracer.out(dev, nextHop, n, buf, ipOff);
     const frameOff = ipOff - ETH_HEADER_LEN;
     if (
       n !== undefined &&
@@ -592,6 +601,7 @@ export class Forwarder {
       const to = ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v;
       moveVnetHeader(buf, ipOff - ETH_HEADER_LEN - v, to, IPIP_OVERHEAD);
     }
+    if (this.tracer !== null) this.tracer.encap(tunnel.name, this.primaryAddress, remote);
     const outerOff = ipipEncapsulate(inner, this.primaryAddress, remote, this.ipId, DEFAULT_TTL);
     if (outerOff < ETH_HEADER_LEN) return this.drops.count(DropReason.InternalError);
     tunnel.counters.txPackets++;
