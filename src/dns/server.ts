@@ -257,7 +257,9 @@ export class DnsServer implements ServerHooks {
 
   /**
    * Answers one query packet; null when nothing is to be sent. Synchronous unless a
-   * plugin waits (forward, upstream look-ups).
+   * plugin waits (forward, upstream look-ups). `borrowed` (the batched UDP listener): the
+   * query's bytes are valid only during the call, and a synchronous answer may be a view of
+   * the encoder's scratch buffer that the caller copies before the next query.
    */
   handle(
     wire: Buffer,
@@ -271,7 +273,7 @@ export class DnsServer implements ServerHooks {
     if (isParseError(q)) {
       if (q.fail === ParseFail.Drop) return null;
       const m = errorReply(q, q.fail === ParseFail.FormErr ? RCODE.FORMERR : RCODE.NOTIMP);
-      return encodeMessage(m, MIN_UDP_SIZE, null).wire;
+      return encodeMessage(m, MIN_UDP_SIZE, null, borrowed).wire;
     }
     const edns = q.edns;
     if (edns && edns.version !== 0) {
@@ -283,12 +285,12 @@ export class DnsServer implements ServerHooks {
         extRcode: 0,
         options: [],
       };
-      return encodeMessage(m, MIN_UDP_SIZE, opt).wire;
+      return encodeMessage(m, MIN_UDP_SIZE, opt, borrowed).wire;
     }
     const chain = listener ? this.route(listener, q.question.lname) : null;
     if (q.question.class !== CLASS.IN || chain === null) {
       const m = errorReply(q, chain === null ? RCODE.REFUSED : RCODE.NOTIMP);
-      return this.encode(q, proto, m).wire;
+      return this.encode(q, proto, m, borrowed).wire;
     }
     const req: DnsRequest = {
       q,
@@ -320,13 +322,14 @@ export class DnsServer implements ServerHooks {
         (e: unknown) => this.finish(req, rcodeOf(e)),
       );
     }
-    return this.finish(req, r);
+    return this.finish(req, r, borrowed);
   }
 
   private encode(
     q: Query,
     proto: 'udp' | 'tcp',
     m: DnsMessage,
+    view = false,
   ): { wire: Buffer; truncated: boolean } {
     const e = q.edns;
     const opt: Edns | null = e
@@ -340,19 +343,19 @@ export class DnsServer implements ServerHooks {
       : null;
     const max =
       proto === 'tcp' ? MAX_MSG_SIZE : e ? Math.max(MIN_UDP_SIZE, e.udpSize) : MIN_UDP_SIZE;
-    return encodeMessage(m, max, opt);
+    return encodeMessage(m, max, opt, view);
   }
 
-  private finish(req: DnsRequest, r: Reply): Buffer {
+  private finish(req: DnsRequest, r: Reply, view = false): Buffer {
     let m = typeof r === 'number' ? errorReply(req.q, r) : r;
     m.id = req.q.id;
     let out: { wire: Buffer; truncated: boolean };
     try {
-      out = this.encode(req.q, req.proto, m);
+      out = this.encode(req.q, req.proto, m, view);
     } catch (e) {
       this.opts.logger.error({ err: e }, 'dns: cannot encode the response');
       m = errorReply(req.q, RCODE.SERVFAIL);
-      out = this.encode(req.q, req.proto, m);
+      out = this.encode(req.q, req.proto, m, view);
     }
     if (out.truncated) m.tc = true;
     const after = req.after;

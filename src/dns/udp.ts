@@ -30,8 +30,10 @@ import type { MaybePromise } from './plugin.js';
 export type UdpIo = 'auto' | 'batched' | 'dgram';
 
 /**
- * Answers one query (null: send nothing). `borrowed`: `wire` is valid only during the call
- * (the batched listener's arena); whatever is kept for later must be copied.
+ * Answers one query (null: send nothing). `borrowed` (the batched listener): `wire` is valid
+ * only during the call (the receive arena) and whatever is kept for later must be copied;
+ * in return a synchronous answer may be a view of a scratch buffer, which the listener
+ * copies into its send batch before the next query.
  */
 export type QueryFn = (
   wire: Buffer,
