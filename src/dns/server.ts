@@ -230,7 +230,10 @@ export class DnsServer implements ServerHooks {
       const inst = instances[i]!;
       if (!inst.serve) continue;
       const next = handler;
-      handler = (req) => inst.serve!(req, next);
+      // Bound once: the step closures share one feedback vector, and a property load of
+      // `serve` there would see every plugin class (megamorphic, a stub-cache probe per step).
+      const serve = inst.serve.bind(inst);
+      handler = (req) => serve(req, next);
     }
     for (const z of zones) {
       for (const inst of instances) {
