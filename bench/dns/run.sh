@@ -67,7 +67,7 @@ start_kubewire() { # corefile udp-io
     --listen "127.0.0.1:$KW_PORT" --udp-io "$2" >"$OUT/kubewire.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do
-    if grep -q '"msg":"listening"' "$OUT/kubewire.log"; then
+    if grep -q '"msg":"listening"' "$OUT/kubewire.log" 2>/dev/null; then
       grep -q "\"udp\":\"$2\"" "$OUT/kubewire.log" || { echo "kubewire is not using $2 UDP I/O" >&2; cat "$OUT/kubewire.log" >&2; exit 1; }
       return
     fi
