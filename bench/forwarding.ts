@@ -14,6 +14,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,6 +24,8 @@ const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
 const seconds = Number(values.seconds);
 const CLK_TCK = 100;
+/** Names unique to this run: other benchmarks or tests may run on the machine at the same time. */
+const tag = process.pid.toString(36);
 
 interface PathResult {
   tcpGbps: number;
@@ -114,9 +117,9 @@ async function measure(
 
 /** Two namespaces joined by a veth pair, or each by a veth to a bridge in a third. */
 async function kernelPath(bridged: boolean): Promise<PathResult> {
-  const a = 'kwbench-k-a';
-  const b = 'kwbench-k-b';
-  const br = 'kwbench-k-br';
+  const a = `kwb-${tag}-a`;
+  const b = `kwb-${tag}-b`;
+  const br = `kwb-${tag}-br`;
   const all = bridged ? [a, b, br] : [a, b];
   try {
     for (const ns of all) sh('ip', ['netns', 'add', ns]);
@@ -201,21 +204,24 @@ async function agentPath(lab: string, manifests: string[]): Promise<PathResult> 
 }
 
 const fx = join(root, 'bench', 'fixtures');
+const loadBefore = loadavg();
 const rows: [string, PathResult][] = [
   ['same node: kernel veth pair', await kernelPath(false)],
-  ['same node: kubewire agent', await agentPath('kwbench1', [join(fx, 'forwarding-single')])],
+  ['same node: kubewire agent', await agentPath(`kwb1${tag}`, [join(fx, 'forwarding-single')])],
   ['cross node: kernel veth + bridge', await kernelPath(true)],
   [
     'cross node: kubewire IPIP (2 agents)',
-    await agentPath('kwbench2', [
+    await agentPath(`kwb2${tag}`, [
       join(root, 'nodes'),
       join(root, 'compose', 'manifests', '00-cluster.yaml'),
       join(fx, 'forwarding'),
     ]),
   ],
 ];
+const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
 console.log(
-  `forwarding benchmark: ${seconds} s per measurement, ${new Date().toISOString()}, ${sh('nproc', []).trim()} cores`,
+  `forwarding benchmark: ${seconds} s per measurement, ${new Date().toISOString()}, ${sh('nproc', []).trim()} cores, ` +
+    `load average ${load(loadBefore)} before, ${load(loadavg())} after`,
 );
 console.log(
   '| path | iperf3 TCP Gbit/s | small packets pps (received) | agent CPU (cores) | pps per agent core | ping p50 ms |',

@@ -23,6 +23,8 @@ export {
   TUN_F_UFO,
   TUN_F_USO4,
   TUN_F_USO6,
+  WRITE_CONTINUES,
+  WRITE_MAX_PARTS,
   resolveTapOptions,
   validateTapName,
 } from './options.js';
@@ -139,11 +141,16 @@ export class TapDevice {
   }
 
   /**
-   * Writes `count` frames, frame i being `buf[offsets[2*i], offsets[2*i] + offsets[2*i+1])`.
-   * Returns the number of frames written. Stops early on EAGAIN / ENOBUFS; a frame refused with
-   * EIO (device down) is dropped, counted in droppedWrites, and the batch continues. Other errors
-   * throw a TapError (frames before it were written). A RangeError is thrown, before anything is
-   * written, if a pair lies outside `buf` or count exceeds offsets.length / 2.
+   * Writes the frames described by `count` (start, length) pairs: normally frame i is
+   * `buf[offsets[2*i], offsets[2*i] + offsets[2*i+1])`. A pair whose length has
+   * {@link WRITE_CONTINUES} set is one more part of the frame of the pairs before it: that frame
+   * is written with one writev of its parts (at most {@link WRITE_MAX_PARTS}), so it can be
+   * gathered from pieces without copying them together. Returns the number of frames written.
+   * Stops early on EAGAIN / ENOBUFS; a frame refused with EIO (device down) is dropped, counted in
+   * droppedWrites, and the batch continues. Other errors throw a TapError (frames before it were
+   * written). A RangeError is thrown, before anything is written, if a pair lies outside `buf`,
+   * count exceeds offsets.length / 2, the first pair is a continuation or a frame has too many
+   * parts.
    */
   writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number): number {
     return this.#handle.writeBatch(buf, offsets, count);

@@ -9,7 +9,9 @@
 // Nothing is allocated per frame, and nothing per wake-up besides the handle scope of the call.
 //
 // Writes are synchronous write(2) calls on the non-blocking fd from the JS thread: write() for
-// one frame, writeBatch() for many frames described by (start, length) pairs.
+// one frame, writeBatch() for many frames described by (start, length) pairs. A pair whose length
+// has bit 31 set continues the frame of the pair before it: that frame is written with one
+// writev(2) of all its parts (a frame gathered from pieces without copying them together first).
 //
 // Lifetime: the JS object owns a heap-allocated Tap. While polling, a strong reference keeps the
 // JS object (and thus the Tap) alive. close() stops the poll, uv_close()s the handle and closes
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -44,6 +47,10 @@ constexpr uint32_t kMaxBatchLimit = 1u << 20;
 constexpr uint32_t kFlagVnetHdr = 1u << 0;
 constexpr uint32_t kFlagMultiQueue = 1u << 1;
 constexpr int kVnetHdrBytes = 10;  // sizeof(struct virtio_net_hdr), the kernel default
+// writeBatch: a length with this bit continues the previous pair's frame (one writev per frame).
+constexpr uint32_t kContinues = 0x80000000u;
+// Parts of one gathered frame: at most IOV_MAX (1024 on Linux).
+constexpr uint32_t kMaxFrameParts = 1024;
 
 struct Stats {
   uint64_t rx_frames = 0;
@@ -567,6 +574,9 @@ napi_value Write(napi_env env, napi_callback_info info) {
 }
 
 // writeBatch(buf, offsets: Uint32Array, count) -> frames written
+//
+// `count` pairs (start, length); a pair whose length has kContinues set is one more part of the
+// frame begun by the pairs before it. Each frame is one write(2), or one writev(2) of its parts.
 napi_value WriteBatch(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
@@ -596,19 +606,35 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
     return ThrowRange(env, "count exceeds offsets.length / 2");
   }
   const uint32_t* offs = static_cast<const uint32_t*>(ptr);
-  const uint32_t frames = static_cast<uint32_t>(count);
-  for (uint32_t i = 0; i < frames; i++) {
-    if (static_cast<uint64_t>(offs[2 * i]) + offs[2 * i + 1] > len) {
+  const uint32_t pairs = static_cast<uint32_t>(count);
+  // Everything is checked before anything is written.
+  uint32_t parts = 0;
+  for (uint32_t i = 0; i < pairs; i++) {
+    const bool continues = (offs[2 * i + 1] & kContinues) != 0;
+    const uint32_t n = offs[2 * i + 1] & ~kContinues;
+    if (static_cast<uint64_t>(offs[2 * i]) + n > len) {
       char msg[96];
       snprintf(msg, sizeof msg, "frame %u lies outside the buffer", i);
       return ThrowRange(env, msg);
     }
+    if (continues && i == 0) return ThrowRange(env, "pair 0 continues no frame");
+    parts = continues ? parts + 1 : 1;
+    if (parts > kMaxFrameParts) return ThrowRange(env, "a frame has more than 1024 parts");
   }
+  struct iovec iov[kMaxFrameParts];
   uint32_t written = 0;
-  for (uint32_t i = 0; i < frames; i++) {
+  uint32_t i = 0;
+  while (i < pairs) {
+    uint32_t n = 0;
+    do {
+      iov[n].iov_base = data + offs[2 * i];
+      iov[n].iov_len = offs[2 * i + 1] & ~kContinues;
+      n++;
+      i++;
+    } while (i < pairs && (offs[2 * i + 1] & kContinues) != 0);
     ssize_t w;
     do {
-      w = write(t->fd, data + offs[2 * i], offs[2 * i + 1]);
+      w = n == 1 ? write(t->fd, iov[0].iov_base, iov[0].iov_len) : writev(t->fd, iov, n);
     } while (w < 0 && errno == EINTR);
     if (w >= 0) {
       written++;
