@@ -27,6 +27,7 @@ import {
 import { DropCounters, DropReason, dropReasonNames } from '../../../src/dataplane/drops.js';
 import { Forwarder } from '../../../src/dataplane/forwarder.js';
 import {
+  FRAME_CONTINUES,
   NetInterface,
   type FrameSink,
   type InterfaceKind,
@@ -53,16 +54,27 @@ export class RecordingSink implements FrameSink {
   /** Throw from writeBatch (as a TAP does on an unexpected errno). */
   fail = false;
 
+  /** Gathered frames (pairs with FRAME_CONTINUES) are recorded whole, as the TAP writes them. */
   writeBatch(buf: Buffer, offsets: Uint32Array, count: number): number {
     this.batches++;
     if (this.fail) throw new Error('sink failure');
-    const n = Math.min(count, this.accept);
-    for (let i = 0; i < n; i++) {
+    let frames = 0;
+    for (let i = 0; i < count; i++) {
       const o = offsets[i * 2]!;
       const l = offsets[i * 2 + 1]!;
+      if (l >= FRAME_CONTINUES) {
+        assert.ok(i > 0, 'a continuation pair first');
+        const last = this.sent[this.sent.length - 1]!;
+        const part = buf.subarray(o, o + l - FRAME_CONTINUES);
+        assert.equal(part.length, l - FRAME_CONTINUES, 'part inside the buffer');
+        last.bytes = Buffer.concat([last.bytes, part]);
+        continue;
+      }
+      if (frames === this.accept) break;
+      frames++;
       this.sent.push({ bytes: Buffer.from(buf.subarray(o, o + l)), from: buf, offset: o });
     }
-    return n;
+    return frames;
   }
 
   write(buf: Buffer, offset = 0, length = buf.length - offset): boolean {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DropCounters, DropReason, dropReasonNames } from '../../../src/dataplane/drops.js';
-import { NetInterface } from '../../../src/dataplane/interface.js';
+import { FRAME_CONTINUES, NetInterface } from '../../../src/dataplane/interface.js';
+import { WRITE_CONTINUES } from '../../../src/tap/options.js';
 import { CALI_MAC, RecordingSink, makeInterface } from './helpers.js';
 
 function frames(n: number, size: number): Buffer {
@@ -101,6 +102,62 @@ describe('NetInterface', () => {
     assert.equal(dev.counters.txDropped, 3);
     assert.equal(dev.counters.txBytes, 100);
     assert.equal(dev.dirty, false);
+  });
+
+  it('marks continuation pairs as the TAP addon does', () => {
+    assert.equal(FRAME_CONTINUES, WRITE_CONTINUES);
+  });
+
+  it('a gathered frame is one frame: one packet, all its bytes, seen whole by a capture', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const buf = frames(10, 100);
+    const captured: Buffer[] = [];
+    dev.capture = (b, o, l) => captured.push(Buffer.from(b.subarray(o, o + l)));
+    // Frame 1: bytes 0..99, then 250..299 and 500..509; frame 2: 700..799 alone.
+    dev.queueGathered(buf, 0, 100, Uint32Array.from([250, 50, 500, 10]), 2);
+    dev.queueFrame(buf, 700, 100);
+    // Frame 3 gathered from 800..849 and 900..999, refused below.
+    dev.queueGathered(buf, 800, 50, Uint32Array.from([900, 100]), 1);
+    sink.accept = 2;
+    dev.flush();
+    assert.deepEqual(
+      sink.sent.map((f) => f.bytes.length),
+      [160, 100],
+    );
+    assert.deepEqual(
+      sink.sent[0]!.bytes,
+      Buffer.concat([buf.subarray(0, 100), buf.subarray(250, 300), buf.subarray(500, 510)]),
+    );
+    assert.deepEqual(dev.counters, {
+      rxPackets: 0,
+      rxBytes: 0,
+      txPackets: 2,
+      txBytes: 260,
+      txDropped: 1,
+    });
+    assert.deepEqual(
+      captured.map((c) => c.length),
+      [160, 100, 150],
+    );
+    assert.deepEqual(captured[0], sink.sent[0]!.bytes);
+  });
+
+  it('a gathered frame that does not fit the batch flushes what was queued first', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const buf = frames(300, 64);
+    for (let i = 0; i < 250; i++) dev.queueFrame(buf, i * 64, 64);
+    const parts = new Uint32Array(2 * 10);
+    for (let k = 0; k < 10; k++) {
+      parts[2 * k] = (250 + k) * 64;
+      parts[2 * k + 1] = 64;
+    }
+    dev.queueGathered(buf, 260 * 64, 64, parts, 10);
+    assert.equal(sink.batches, 1, '250 + 11 pairs > 256: the 250 went first');
+    dev.flush();
+    assert.equal(sink.sent.length, 251);
+    assert.equal(sink.sent[250]!.bytes.length, 11 * 64);
+    assert.equal(dev.counters.txPackets, 251);
+    assert.equal(dev.counters.txBytes, 261 * 64);
   });
 
   it('RecordingSink.write keeps a copy', () => {
