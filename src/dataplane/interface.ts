@@ -7,14 +7,17 @@ import type { CaptureHook } from './pcap.js';
  * WRITE_CONTINUES.
  */
 export const FRAME_CONTINUES = 0x80000000;
+/** In a writeBatch pair, a start with this bit set lies in `aux`. The TAP addon's WRITE_AUX. */
+export const FRAME_AUX = 0x80000000;
 
 /** Where an interface's outgoing frames go: a TAP device in the agent, a recorder in tests. */
 export interface FrameSink {
   /**
    * Writes the frames of `count` (start, length) pairs of `offsets` (a pair with
-   * FRAME_CONTINUES in its length continues the previous frame); returns the frames written.
+   * FRAME_CONTINUES in its length continues the previous frame; one with FRAME_AUX in its
+   * start lies in `aux`); returns the frames written.
    */
-  writeBatch(buf: Buffer, offsets: Uint32Array, count: number): number;
+  writeBatch(buf: Buffer, offsets: Uint32Array, count: number, aux?: Buffer): number;
   write(buf: Buffer, offset?: number, length?: number): boolean;
 }
 
@@ -42,10 +45,12 @@ const TX_PAIRS = 256;
 /**
  * One of the agent's interfaces. Outgoing frames are queued as (offset, length)
  * views into the buffer they already live in — usually the receive arena of
- * the TAP they came from — and written in one batch when the receive batch
- * ends, so forwarding copies nothing and makes one native call per batch.
- * With GRO (links into a Linux stack), consecutive TCP segments of a flow
- * leave as one offloaded frame gathered from them (see gro.ts).
+ * the TAP they came from, or the forwarder's scratch buffer (a batch may refer
+ * to two buffers) — and written in one batch when the receive batch ends, so
+ * forwarding copies nothing and makes one native call per batch. A frame may
+ * be gathered from parts: with GRO (links into a Linux stack) consecutive TCP
+ * segments of a flow leave as one offloaded frame made of them (see gro.ts),
+ * and segments cut before IPIP are their headers followed by their payload.
  */
 export class NetInterface implements GroOutput {
   readonly counters: InterfaceCounters = {
@@ -64,7 +69,9 @@ export class NetInterface implements GroOutput {
   capture: CaptureHook = null;
   /** Receive offload for what this interface sends (set by the forwarder), or null. */
   gro: TcpGro | null = null;
+  /** The buffers the queued pairs refer to (the second with FRAME_AUX in their start). */
   private txBuf: Buffer | null = null;
+  private txAux: Buffer | null = null;
   private readonly txOffsets = new Uint32Array(TX_PAIRS * 2);
   /** Pairs queued, and the frames they make. */
   private txCount = 0;
@@ -92,11 +99,11 @@ export class NetInterface implements GroOutput {
   /** Queues a frame as it is (no GRO): what GRO itself sends. */
   queueFrame(buf: Buffer, offset: number, length: number): void {
     if (this.capture !== null) this.capture(buf, offset, length);
-    if (this.txCount > 0 && (this.txBuf !== buf || this.txCount === TX_PAIRS)) this.writeQueued();
-    this.txBuf = buf;
+    this.room(1, buf, buf);
+    const tag = this.tagOf(buf);
     // The virtio header, when used, sits right before the frame and is written with it.
     const i = this.txCount * 2;
-    this.txOffsets[i] = offset - this.vnetHdr;
+    this.txOffsets[i] = (offset - this.vnetHdr) | tag;
     this.txOffsets[i + 1] = length + this.vnetHdr;
     this.txCount++;
     this.txFrames++;
@@ -112,22 +119,78 @@ export class NetInterface implements GroOutput {
     parts: number,
   ): void {
     if (this.capture !== null) this.captureGathered(buf, offset, length, pairs, parts);
-    if (this.txCount > 0 && (this.txBuf !== buf || this.txCount + 1 + parts > TX_PAIRS)) {
-      this.writeQueued();
-    }
-    this.txBuf = buf;
+    this.room(1 + parts, buf, buf);
+    const tag = this.tagOf(buf);
     const o = this.txOffsets;
     let i = this.txCount * 2;
-    o[i] = offset - this.vnetHdr;
+    o[i] = (offset - this.vnetHdr) | tag;
     o[i + 1] = length + this.vnetHdr;
     for (let k = 0; k < parts * 2; k += 2) {
       i += 2;
-      o[i] = pairs[k]!;
-      o[i + 1] = (pairs[k + 1]! | FRAME_CONTINUES) >>> 0;
+      o[i] = pairs[k]! | tag;
+      o[i + 1] = pairs[k + 1]! | FRAME_CONTINUES;
     }
     this.txCount += 1 + parts;
     this.txFrames++;
     this.dirty = true;
+  }
+
+  /**
+   * Queues one frame made of headers `head[offset, offset + length)` (virtio header
+   * before them) and a payload `payload[start, start + size)`, which may lie in
+   * another buffer: a segment cut from a larger one without copying its payload.
+   */
+  queueHeadAndPayload(
+    head: Buffer,
+    offset: number,
+    length: number,
+    payload: Buffer,
+    start: number,
+    size: number,
+  ): void {
+    if (this.capture !== null) {
+      const frame = Buffer.concat([
+        head.subarray(offset, offset + length),
+        payload.subarray(start, start + size),
+      ]);
+      this.capture(frame, 0, frame.length);
+    }
+    this.room(2, head, payload);
+    const o = this.txOffsets;
+    const i = this.txCount * 2;
+    o[i] = (offset - this.vnetHdr) | this.tagOf(head);
+    o[i + 1] = length + this.vnetHdr;
+    o[i + 2] = start | this.tagOf(payload);
+    o[i + 3] = size | FRAME_CONTINUES;
+    this.txCount += 2;
+    this.txFrames++;
+    this.dirty = true;
+  }
+
+  /**
+   * Makes room in the queue for `pairs` more pairs referring to buffers `a` and
+   * `b`: what is queued is written first if the queue is full or would need a
+   * third buffer.
+   */
+  private room(pairs: number, a: Buffer, b: Buffer): void {
+    if (this.txCount > 0) {
+      let buffers = this.txAux === null ? 1 : 2;
+      if (a !== this.txBuf && a !== this.txAux) buffers++;
+      if (b !== a && b !== this.txBuf && b !== this.txAux) buffers++;
+      if (this.txCount + pairs > TX_PAIRS || buffers > 2) this.writeQueued();
+    }
+    this.adopt(a);
+    this.adopt(b);
+  }
+
+  private adopt(buf: Buffer): void {
+    if (this.txBuf === null) this.txBuf = buf;
+    else if (buf !== this.txBuf && this.txAux === null) this.txAux = buf;
+  }
+
+  /** How pairs in `buf` are marked: 0 for the first buffer, FRAME_AUX for the second. */
+  private tagOf(buf: Buffer): number {
+    return buf === this.txBuf ? 0 : FRAME_AUX;
   }
 
   /** Sends what GRO holds, then writes every queued frame. */
@@ -144,7 +207,9 @@ export class NetInterface implements GroOutput {
     this.txFrames = 0;
     this.dirty = false;
     const buf = this.txBuf!;
+    const aux = this.txAux;
     this.txBuf = null;
+    this.txAux = null;
     if (!this.sink || !this.up) {
       this.counters.txDropped += frames;
       return;
@@ -152,7 +217,10 @@ export class NetInterface implements GroOutput {
     const o = this.txOffsets;
     let written: number;
     try {
-      written = this.sink.writeBatch(buf, o, count);
+      written =
+        aux === null
+          ? this.sink.writeBatch(buf, o, count)
+          : this.sink.writeBatch(buf, o, count, aux);
     } catch {
       written = 0;
     }

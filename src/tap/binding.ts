@@ -37,7 +37,7 @@ export interface NativeTapHandle {
   stop(): void;
   close(): void;
   write(buf: Uint8Array, offset: number, length: number): boolean;
-  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number): number;
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number, aux?: Uint8Array): number;
   setOffload(flags: number): void;
   ref(): void;
   unref(): void;

@@ -63,6 +63,8 @@ export const TUN_F_USO6 = 0x40;
  * before it (gather: the frame is written with one writev of its parts).
  */
 export const WRITE_CONTINUES = 0x80000000;
+/** writeBatch: a pair whose start has this bit set lies in the second buffer (`aux`). */
+export const WRITE_AUX = 0x80000000;
 /** Most parts of one gathered frame (IOV_MAX). */
 export const WRITE_MAX_PARTS = 1024;
 

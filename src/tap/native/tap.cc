@@ -12,6 +12,8 @@
 // one frame, writeBatch() for many frames described by (start, length) pairs. A pair whose length
 // has bit 31 set continues the frame of the pair before it: that frame is written with one
 // writev(2) of all its parts (a frame gathered from pieces without copying them together first).
+// A pair whose start has bit 31 set lies in an optional second buffer (e.g. headers built in one
+// buffer, payload left where it was read in another).
 //
 // Lifetime: the JS object owns a heap-allocated Tap. While polling, a strong reference keeps the
 // JS object (and thus the Tap) alive. close() stops the poll, uv_close()s the handle and closes
@@ -49,6 +51,8 @@ constexpr uint32_t kFlagMultiQueue = 1u << 1;
 constexpr int kVnetHdrBytes = 10;  // sizeof(struct virtio_net_hdr), the kernel default
 // writeBatch: a length with this bit continues the previous pair's frame (one writev per frame).
 constexpr uint32_t kContinues = 0x80000000u;
+// writeBatch: a start with this bit lies in the second buffer.
+constexpr uint32_t kAux = 0x80000000u;
 // Parts of one gathered frame: at most IOV_MAX (1024 on Linux).
 constexpr uint32_t kMaxFrameParts = 1024;
 
@@ -573,22 +577,33 @@ napi_value Write(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// writeBatch(buf, offsets: Uint32Array, count) -> frames written
+// writeBatch(buf, offsets: Uint32Array, count, aux?) -> frames written
 //
 // `count` pairs (start, length); a pair whose length has kContinues set is one more part of the
-// frame begun by the pairs before it. Each frame is one write(2), or one writev(2) of its parts.
+// frame begun by the pairs before it; a pair whose start has kAux set lies in `aux`. Each frame
+// is one write(2), or one writev(2) of its parts.
 napi_value WriteBatch(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   Tap* t = Unwrap(env, info, &argc, argv);
   if (t == nullptr) return nullptr;
   if (t->closed) return ThrowErrno(env, EBADF, "write");
-  if (argc < 3) return ThrowType(env, "writeBatch(buf, offsets, count)");
+  if (argc < 3) return ThrowType(env, "writeBatch(buf, offsets, count, aux?)");
   uint8_t* data;
   size_t len;
   int64_t count;
   if (!GetBytes(env, argv[0], &data, &len) || !GetInt64(env, argv[2], &count, "count")) {
     return nullptr;
+  }
+  uint8_t* aux_data = nullptr;
+  size_t aux_len = 0;
+  if (argc >= 4) {
+    napi_valuetype aux_type;
+    napi_typeof(env, argv[3], &aux_type);
+    if (aux_type != napi_undefined && aux_type != napi_null &&
+        !GetBytes(env, argv[3], &aux_data, &aux_len)) {
+      return nullptr;
+    }
   }
   napi_typedarray_type type;
   size_t n_offsets;
@@ -611,8 +626,14 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   uint32_t parts = 0;
   for (uint32_t i = 0; i < pairs; i++) {
     const bool continues = (offs[2 * i + 1] & kContinues) != 0;
+    const bool in_aux = (offs[2 * i] & kAux) != 0;
     const uint32_t n = offs[2 * i + 1] & ~kContinues;
-    if (static_cast<uint64_t>(offs[2 * i]) + n > len) {
+    if (in_aux && aux_data == nullptr) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "pair %u lies in a second buffer that was not given", i);
+      return ThrowRange(env, msg);
+    }
+    if (static_cast<uint64_t>(offs[2 * i] & ~kAux) + n > (in_aux ? aux_len : len)) {
       char msg[96];
       snprintf(msg, sizeof msg, "frame %u lies outside the buffer", i);
       return ThrowRange(env, msg);
@@ -627,7 +648,8 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
   while (i < pairs) {
     uint32_t n = 0;
     do {
-      iov[n].iov_base = data + offs[2 * i];
+      const uint32_t start = offs[2 * i];
+      iov[n].iov_base = ((start & kAux) != 0 ? aux_data : data) + (start & ~kAux);
       iov[n].iov_len = offs[2 * i + 1] & ~kContinues;
       n++;
       i++;

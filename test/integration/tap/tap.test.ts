@@ -14,6 +14,7 @@ import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/prom
 import {
   TUN_F_CSUM,
   TapDevice,
+  WRITE_AUX,
   WRITE_CONTINUES,
   isTapError,
   type FrameBatchHandler,
@@ -418,9 +419,10 @@ describe('TAP device (native binding)', { skip: isRoot ? false : 'requires root'
 
   test('writeBatch gathers a frame from parts (writev): the kernel answers the whole request', async () => {
     const id = 0x4b58;
-    // Three echo requests with 1000 bytes of data; the second and third are written in pieces
-    // scattered through the buffer (with junk between them), the first whole.
-    const frames = [0, 1, 2].map((seq) => echoRequestFrame(kernelMac, id, seq, 1000));
+    // Four echo requests with 1000 bytes of data; the second and third are written in pieces
+    // scattered through the buffer (with junk between them), the first whole, the fourth with
+    // its headers in a second buffer (aux) and the rest in the first.
+    const frames = [0, 1, 2, 3].map((seq) => echoRequestFrame(kernelMac, id, seq, 1000));
     const junk = Buffer.alloc(7, 0xee);
     const pieces: Buffer[] = [];
     const pairs: number[] = [];
@@ -431,12 +433,15 @@ describe('TAP device (native binding)', { skip: isRoot ? false : 'requires root'
       pos += b.length + junk.length;
     };
     put(frames[0]!, false);
-    for (const f of frames.slice(1)) {
+    for (const f of frames.slice(1, 3)) {
       put(f.subarray(0, 34), false); // Ethernet + IPv4 headers
       put(f.subarray(34, 500), true);
       put(f.subarray(500, 501), true);
       put(f.subarray(501), true);
     }
+    const aux = Buffer.concat([junk, frames[3]!.subarray(0, 42)]);
+    pairs.push(junk.length | WRITE_AUX, 42);
+    put(frames[3]!.subarray(42), true);
     const buf = Buffer.concat(pieces);
     const offsets = Uint32Array.from(pairs);
     const seen = new Set<number>();
@@ -450,13 +455,13 @@ describe('TAP device (native binding)', { skip: isRoot ? false : 'requires root'
     listeners.add(listener);
     const before = dev().stats();
     try {
-      assert.equal(dev().writeBatch(buf, offsets, pairs.length / 2), 3, 'frames, not pairs');
-      assert.ok(await until(() => seen.size === 3, 3000), `echo replies: ${seen.size}/3`);
+      assert.equal(dev().writeBatch(buf, offsets, pairs.length / 2, aux), 4, 'frames, not pairs');
+      assert.ok(await until(() => seen.size === 4, 3000), `echo replies: ${seen.size}/4`);
     } finally {
       listeners.delete(listener);
     }
     const after = dev().stats();
-    assert.equal(after.txFrames - before.txFrames, 3);
+    assert.equal(after.txFrames - before.txFrames, 4);
     assert.equal(
       after.txBytes - before.txBytes,
       frames.reduce((n, f) => n + f.length, 0),
@@ -469,6 +474,15 @@ describe('TAP device (native binding)', { skip: isRoot ? false : 'requires root'
     assert.throws(
       () =>
         dev().writeBatch(buf, Uint32Array.from([0, 60, buf.length - 5, 10 | WRITE_CONTINUES]), 2),
+      RangeError,
+    );
+    // A pair in a second buffer that was not given, or outside it.
+    assert.throws(
+      () => dev().writeBatch(buf, Uint32Array.from([0 | WRITE_AUX, 14]), 1),
+      RangeError,
+    );
+    assert.throws(
+      () => dev().writeBatch(buf, Uint32Array.from([40 | WRITE_AUX, 14]), 1, aux),
       RangeError,
     );
     const tooMany = new Uint32Array(2 * 1025);

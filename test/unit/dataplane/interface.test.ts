@@ -40,26 +40,39 @@ describe('NetInterface', () => {
     assert.equal(sink.batches, 1, 'an empty flush writes nothing');
   });
 
-  it('a different buffer, or a full batch (256), flushes what was queued first', () => {
+  it('a third buffer, or a full batch (256), flushes what was queued first', () => {
     const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
     const a = frames(300, 64);
     const b = frames(1, 64);
+    const c = frames(1, 64);
     dev.enqueue(a, 0, 64);
     dev.enqueue(b, 0, 64);
-    assert.equal(sink.batches, 1);
+    dev.enqueue(a, 64, 64);
+    assert.equal(sink.batches, 0, 'two buffers share a batch');
+    dev.enqueue(c, 0, 64);
+    assert.equal(sink.batches, 1, 'a third buffer flushed');
     dev.flush();
     assert.equal(sink.batches, 2);
+    assert.deepEqual(
+      sink.sent.map((f) => [f.from === a ? 'a' : f.from === b ? 'b' : 'c', f.offset]),
+      [
+        ['a', 0],
+        ['b', 0],
+        ['a', 64],
+        ['c', 0],
+      ],
+    );
     for (let i = 0; i < 300; i++) dev.enqueue(a, i * 64, 64);
     assert.equal(sink.batches, 3, 'the 257th frame flushed the first 256');
     dev.flush();
     assert.equal(sink.batches, 4);
-    assert.equal(sink.sent.length, 302);
+    assert.equal(sink.sent.length, 304);
     assert.deepEqual(
-      sink.sent.slice(2).map((f) => f.bytes[0]),
+      sink.sent.slice(4).map((f) => f.bytes[0]),
       Array.from({ length: 300 }, (_, i) => i & 0xff),
     );
-    assert.equal(dev.counters.txPackets, 302);
-    assert.equal(dev.counters.txBytes, 302 * 64);
+    assert.equal(dev.counters.txPackets, 304);
+    assert.equal(dev.counters.txBytes, 304 * 64);
   });
 
   it('down, or without a device, queued frames are dropped and counted', () => {
