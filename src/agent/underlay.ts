@@ -6,6 +6,8 @@ import { ip, run } from '../util/exec.js';
 
 /** The agent's end of the redirected uplink. */
 export const UPLINK_TAP = 'kw-uplink';
+/** Frames the uplink TAP holds for the agent to read (the kernel's default is 1000). */
+export const UPLINK_QUEUE_FRAMES = 4096;
 
 export interface UnderlayConfig {
   dev: string;
@@ -67,6 +69,9 @@ export async function takeOverUnderlay(
 
   await ip(['link', 'del', 'dev', UPLINK_TAP]).catch(() => undefined);
   const tap = openAgentTap(UPLINK_TAP);
+  // The TAP's queue of frames for the agent is the node's NIC receive ring: deep enough to
+  // ride out the agent not being scheduled for a few milliseconds on a busy machine while
+  // another node's agent writes a burst of segments (a real node's kernel would be running).
   await ip([
     'link',
     'set',
@@ -74,6 +79,8 @@ export async function takeOverUnderlay(
     UPLINK_TAP,
     'mtu',
     String(config.mtu),
+    'txqueuelen',
+    String(UPLINK_QUEUE_FRAMES),
     'addrgenmode',
     'none',
     'up',
