@@ -6,10 +6,12 @@
  *
  *   sudo node dist/bench/forwarding.js [--seconds 5]
  *
- * For each path: iperf3 TCP throughput; small packets (hping3 --flood, 18-byte
- * UDP payloads) counted at the receiver's eth0, with the CPU the agents used,
- * so the agents' capacity per core can be read off when the generator, not the
- * agent, is the limit; ping RTT p50. Everything runs in namespaces this script
+ * For each path: iperf3 TCP throughput, with the CPU the agents used meanwhile
+ * (core-seconds per Gbit is the cost of the path, less dependent than the
+ * throughput on what else runs on the machine); small packets (hping3 --flood,
+ * 18-byte UDP payloads) counted at the receiver's eth0, with the CPU the agents
+ * used, so the agents' capacity per core can be read off when the generator,
+ * not the agent, is the limit; ping RTT p50. Everything runs in namespaces this script
  * creates and removes; nothing leaves them.
  */
 import { execFileSync, spawn } from 'node:child_process';
@@ -29,6 +31,8 @@ const tag = process.pid.toString(36);
 
 interface PathResult {
   tcpGbps: number;
+  /** CPU seconds the agents used per second during the TCP run (1.0 = one core). */
+  tcpAgentCpu: number | null;
   pps: number;
   /** CPU seconds the agents used per second during the small-packet run (1.0 = one core). */
   agentCpu: number | null;
@@ -64,11 +68,17 @@ async function measure(
   });
   await sleep(500);
   try {
+    const tcpCpu0 = cpuTicks(agentPids);
+    const tcpT0 = process.hrtime.bigint();
     const tcp = JSON.parse(
       inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J']),
     ) as {
       end: { sum_received: { bits_per_second: number } };
     };
+    const tcpElapsed = Number(process.hrtime.bigint() - tcpT0) / 1e9;
+    const tcpAgentCpu = agentPids.length
+      ? (cpuTicks(agentPids) - tcpCpu0) / CLK_TCK / tcpElapsed
+      : null;
     const rx = () =>
       Number(inNs(serverNs, ['cat', '/sys/class/net/eth0/statistics/rx_packets']).trim());
     const rx0 = rx();
@@ -106,6 +116,7 @@ async function measure(
       .sort((a, b) => a - b);
     return {
       tcpGbps: tcp.end.sum_received.bits_per_second / 1e9,
+      tcpAgentCpu,
       pps,
       agentCpu,
       pingP50Ms: times[Math.floor(times.length / 2)] ?? NaN,
@@ -224,12 +235,12 @@ console.log(
     `load average ${load(loadBefore)} before, ${load(loadavg())} after`,
 );
 console.log(
-  '| path | iperf3 TCP Gbit/s | small packets pps (received) | agent CPU (cores) | pps per agent core | ping p50 ms |',
+  '| path | iperf3 TCP Gbit/s | agent CPU during TCP (cores) | agent core-s per Gbit | small packets pps (received) | agent CPU (cores) | pps per agent core | ping p50 ms |',
 );
-console.log('|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const [name, r] of rows) {
   const perCore = r.agentCpu ? Math.round(r.pps / r.agentCpu).toLocaleString('en') : '';
   console.log(
-    `| ${name} | ${r.tcpGbps.toFixed(2)} | ${Math.round(r.pps).toLocaleString('en')} | ${r.agentCpu?.toFixed(2) ?? ''} | ${perCore} | ${r.pingP50Ms.toFixed(3)} |`,
+    `| ${name} | ${r.tcpGbps.toFixed(2)} | ${r.tcpAgentCpu?.toFixed(2) ?? ''} | ${r.tcpAgentCpu ? (r.tcpAgentCpu / r.tcpGbps).toFixed(2) : ''} | ${Math.round(r.pps).toLocaleString('en')} | ${r.agentCpu?.toFixed(2) ?? ''} | ${perCore} | ${r.pingP50Ms.toFixed(3)} |`,
   );
 }
