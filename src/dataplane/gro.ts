@@ -43,17 +43,22 @@ import {
  *   data; a payload of 1..gso_size bytes (gso_size = the first segment's
  *   payload); and the merged IP packet stays below 64 KiB;
  * - after joining, a payload shorter than gso_size or PSH/FIN ends the packet
- *   (PSH and FIN are carried over to the merged header); a segment that cannot
- *   join ends the held packet and starts a new one unless it has no payload or
- *   carries URG, PSH, RST, SYN or FIN, in which case it goes out alone.
+ *   (PSH and FIN are carried over to the merged header); a segment of the flow
+ *   that cannot join ends the held packet and starts a new one unless it has
+ *   no payload or carries URG, PSH, RST, SYN or FIN, in which case it goes out
+ *   alone, after the held packet;
+ * - anything else of the held flow (a fragment, IP options, a bad checksum…)
+ *   ends the held packet and goes out after it; frames of other flows that GRO
+ *   does not hold (pure ACKs, UDP, ICMP, ARP) go out at once and leave the held
+ *   packet be, as in Linux, where they go up during the poll and the held
+ *   packets at its end. Within a flow the order is always kept.
  *
  * Differences from Linux, all on the side of merging less: one flow is held per
  * output interface (Linux holds up to 8 per hash bucket of a NAPI context), so
- * anything else sent to the interface ends the held packet first — which keeps
- * the interface's frames in their order; segments must lie in the same buffer
- * (one read arena), as the merged frame is written gathered from them; at most
- * {@link GRO_MAX_SEGS} segments merge; already offloaded (GSO) frames are never
- * merged further. The merged frame carries what tcp_gro_complete and
+ * a segment of another flow that could be held ends the held packet and takes
+ * its place; segments must lie in the same buffer (one read arena), as the
+ * merged frame is written gathered from them; at most {@link GRO_MAX_SEGS}
+ * segments merge; already offloaded (GSO) frames are never merged further. The merged frame carries what tcp_gro_complete and
  * inet_gro_complete write: the new IP total length and header checksum, the TCP
  * checksum field set to the pseudo-header sum (the receiver completes it), and
  * a virtio header with NEEDS_CSUM, GSO_TCPV4 (+ ECN when the first segment has
@@ -184,18 +189,23 @@ export class TcpGro {
       (buf[ip + 6]! & 0xbf) !== 0 ||
       buf[ip + 7] !== 0
     ) {
-      return this.pass();
+      return this.pass(buf, off, len);
     }
     const t = ip + IP_LEN;
     const tcpHdrLen = (buf[t + 12]! >>> 4) << 2;
     const tcpLen = len - ETH_LEN - IP_LEN;
     const payload = tcpLen - tcpHdrLen;
     if (tcpHdrLen < TCP_LEN || payload < 0 || !this.checksumOk(buf, h, ip, t, tcpLen)) {
-      return this.pass();
+      return this.pass(buf, off, len);
     }
     const flags = buf[t + 13]!;
+    const holdable = payload > 0 && (flags & FLUSH_FLAGS) === 0;
     if (this.segs > 0) {
-      if (this.joins(buf, off, ip, t, tcpHdrLen, payload, flags)) {
+      if (!this.sameFlow(buf, ip, t)) {
+        // Another flow: Linux would hold both; one is held here, so the newer one takes over.
+        if (!holdable) return false;
+        this.flush();
+      } else if (this.joins(buf, off, ip, t, tcpHdrLen, payload, flags)) {
         const k = (this.segs - 1) * 2;
         this.pairs[k] = t + tcpHdrLen;
         this.pairs[k + 1] = payload;
@@ -205,10 +215,11 @@ export class TcpGro {
         this.addFlags |= flags & (TCP_PSH | TCP_FIN);
         if (payload < this.mss || (flags & FLUSH_FLAGS) !== 0) this.flush();
         return true;
+      } else {
+        this.flush();
       }
-      this.flush();
     }
-    if (payload === 0 || (flags & FLUSH_FLAGS) !== 0) return false;
+    if (!holdable) return false;
     this.hold(buf, off, len, ip, t, tcpHdrLen, payload);
     return true;
   }
@@ -255,10 +266,39 @@ export class TcpGro {
     this.out.queueGathered(buf, off, this.len, this.pairs, segs - 1);
   }
 
-  /** A frame that is no candidate: whatever is held goes first. */
-  private pass(): false {
-    if (this.segs > 0) this.flush();
+  /**
+   * A frame that is no candidate goes out now. If it may belong to the held
+   * flow (IPv4, TCP, the same addresses, and the same ports or no ports to
+   * tell: a later fragment), the held packet goes first, so the flow keeps
+   * its order; a frame of another flow passes it, as in Linux, where packets
+   * GRO does not hold go up at once while those it holds wait for the end
+   * of the poll.
+   */
+  private pass(buf: Buffer, off: number, len: number): false {
+    if (this.segs === 0) return false;
+    const ip = off + ETH_LEN;
+    if (
+      len >= ETH_LEN + IP_LEN &&
+      buf[off + 12] === 0x08 &&
+      buf[off + 13] === 0x00 &&
+      buf[ip + 9] === 6 &&
+      word32(buf, ip + 12) === this.src &&
+      word32(buf, ip + 16) === this.dst
+    ) {
+      const t = ip + ((buf[ip]! & 0x0f) << 2);
+      const laterFragment = ((buf[ip + 6]! & 0x1f) | buf[ip + 7]!) !== 0;
+      if (laterFragment || t + 4 > off + len || word32(buf, t) === this.ports) this.flush();
+    }
     return false;
+  }
+
+  /** Whether the candidate is of the held flow (addresses and ports). */
+  private sameFlow(buf: Buffer, ip: number, t: number): boolean {
+    return (
+      word32(buf, ip + 12) === this.src &&
+      word32(buf, ip + 16) === this.dst &&
+      word32(buf, t) === this.ports
+    );
   }
 
   /**
@@ -280,7 +320,7 @@ export class TcpGro {
     return internetChecksum(buf, t, tcpLen, pseudoHeaderSum(src, dst, 6, tcpLen)) === 0;
   }
 
-  /** Whether the segment can join the held packet (same flow and every rule above). */
+  /** Whether a segment of the held flow can join the held packet (every rule above). */
   private joins(
     buf: Buffer,
     off: number,
@@ -292,14 +332,7 @@ export class TcpGro {
   ): boolean {
     const first = this.buf;
     if (buf !== first) return false;
-    // The flow: addresses and ports; dev_gro_receive also compares the Ethernet header.
-    if (
-      word32(buf, ip + 12) !== this.src ||
-      word32(buf, ip + 16) !== this.dst ||
-      word32(buf, t) !== this.ports
-    ) {
-      return false;
-    }
+    // dev_gro_receive compares the Ethernet header too.
     const f = this.off;
     for (let i = 0; i < 12; i++) if (buf[off + i] !== first[f + i]) return false;
     // inet_gro_flush: TTL, TOS and DF as the first; the IP ID fixed or incrementing.
