@@ -138,6 +138,14 @@ export class Forwarder {
   private scratchUsed = SEGMENT_TEMPLATE;
   private readonly icmpLimiter = new IcmpRateLimiter();
   private nowMs = Date.now();
+  /** Set while a receive batch is processed. */
+  private inBatch = false;
+  /**
+   * Milliseconds for conntrack and the rules (the hooks): while a receive batch
+   * is processed, the time it started — one clock read per batch instead of one
+   * per packet (Linux's conntrack counts in jiffies, as coarse) — else Date.now().
+   */
+  readonly clock = (): number => (this.inBatch ? this.nowMs : Date.now());
   private internalErrorsLogged = 0;
 
   /**
@@ -172,6 +180,7 @@ export class Forwarder {
   /** Entry point for a TAP's read batch. Never throws: failures are counted. */
   receiveBatch(inIf: NetInterface, buf: Buffer, offsets: Uint32Array, count: number): void {
     this.nowMs = Date.now();
+    this.inBatch = true;
     const v = this.vnetHdr;
     for (let i = 0; i < count; i++) {
       const off = offsets[i * 2]! + v;
@@ -185,6 +194,7 @@ export class Forwarder {
         }
       }
     }
+    this.inBatch = false;
     this.flush();
   }
 
@@ -905,7 +915,7 @@ export class Forwarder {
     if (this.scratchUsed + headroom + v + frameLen > this.scratch.length) this.flush();
     const o = this.scratchUsed + headroom + v;
     this.scratchUsed = o + frameLen;
-    if (v > 0) this.scratch.fill(0, o - v, o);
+    for (let i = o - v; i < o; i++) this.scratch[i] = 0;
     return o;
   }
 }
