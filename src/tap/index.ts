@@ -10,6 +10,7 @@ import {
 } from './options.js';
 
 export type { TapStats } from './binding.js';
+export { PacketSocket, type PacketSocketOptions, type PacketSocketStats } from './packet.js';
 export { findAddon } from './binding.js';
 export {
   DEFAULT_ARENA_BYTES,

@@ -37,6 +37,7 @@
 #include <new>
 
 #include "errno_name.h"
+#include "packet.h"
 
 namespace kubewire {
 namespace {
@@ -765,6 +766,7 @@ napi_value Init(napi_env env, napi_value exports) {
     return nullptr;
   }
   napi_set_named_property(env, exports, "TapHandle", cls);
+  if (!InitPacketSocket(env, exports)) return nullptr;
   return exports;
 }
 
