@@ -2,7 +2,11 @@
   "targets": [
     {
       "target_name": "kubewire_tap",
-      "sources": ["src/tap/native/tap.cc", "src/tap/native/errno_name.cc"],
+      "sources": [
+        "src/tap/native/tap.cc",
+        "src/tap/native/packet.cc",
+        "src/tap/native/errno_name.cc"
+      ],
       "defines": ["NAPI_VERSION=8"],
       "cflags": ["-fvisibility=hidden"],
       "configurations": {
@@ -15,7 +19,11 @@
         [
           "OS!='linux'",
           {
-            "sources!": ["src/tap/native/tap.cc", "src/tap/native/errno_name.cc"],
+            "sources!": [
+              "src/tap/native/tap.cc",
+              "src/tap/native/packet.cc",
+              "src/tap/native/errno_name.cc"
+            ],
             "sources": ["src/tap/native/unsupported.cc"]
           }
         ]

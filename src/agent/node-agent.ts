@@ -11,7 +11,7 @@ import { NetInterface } from '../dataplane/interface.js';
 import { formatNeighbour } from '../dataplane/neighbours.js';
 import { formatRoute } from '../dataplane/routes.js';
 import { ipv4FromString, ipv4ToString, macFromString, parseCidr } from '../packet/addr.js';
-import { TapDevice } from '../tap/index.js';
+import { PacketSocket, TapDevice } from '../tap/index.js';
 import { AGENT_VNET_HDR, openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
@@ -71,6 +71,8 @@ export class NodeAgent {
   private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
   private hostTap: TapDevice | null = null;
   private uplinkTap: TapDevice | null = null;
+  /** What the agent sends on the uplink goes out here (null: through the TAP). */
+  private uplinkTx: PacketSocket | null = null;
   private underlay: UnderlayConfig | null = null;
   private underlayIf: NetInterface | null = null;
   private clusterRoutes: { dst: number; prefixLen: number }[] = [];
@@ -264,10 +266,16 @@ export class NodeAgent {
       this.logger.info({ dev }, 'no underlay interface: pods reach only this node');
       return;
     }
-    const { config, tap } = await takeOverUnderlay(
+    const { config, tap, tx, txError } = await takeOverUnderlay(
       dev,
       join(this.layout.nodeDir(this.nodeName), 'underlay.json'),
     );
+    if (tx === null) {
+      this.logger.warn(
+        { dev, err: txError },
+        'no packet socket on the uplink: sending through the TAP',
+      );
+    }
     if (config.address !== node.internalIP) {
       this.logger.warn(
         { dev, kernel: config.address, node: node.internalIP },
@@ -276,6 +284,7 @@ export class NodeAgent {
     }
     this.underlay = config;
     this.uplinkTap = tap;
+    this.uplinkTx = tx;
     const fwd = this.forwarder;
     const uplink = new NetInterface(
       this.ifIndex++,
@@ -283,7 +292,7 @@ export class NodeAgent {
       'underlay',
       macFromString(config.mac),
       config.mtu,
-      tap,
+      tx ?? tap,
     );
     this.underlayIf = uplink;
     fwd.addInterface(uplink);
@@ -552,6 +561,7 @@ export class NodeAgent {
     this.recordNetns();
     this.hostTap?.close();
     this.uplinkTap?.close();
+    this.uplinkTx?.close();
     if (this.underlay) await releaseUnderlay(this.underlay);
     await this.control?.close();
     this.metricsServer?.closeAllConnections();

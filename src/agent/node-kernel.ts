@@ -64,9 +64,14 @@ export class NodeKernel {
       interfaceAddress: (ifName) =>
         (ifName === 'tunl0' && this.tunnelAddress()) || fwd.primaryAddress,
     };
-    this.netfilter = new Netfilter({ addressing, log: (line) => this.kernelLog(line) });
+    this.netfilter = new Netfilter({
+      addressing,
+      log: (line) => this.kernelLog(line),
+      now: fwd.clock,
+    });
     this.conntrack = new Conntrack({
       ...kubeProxyConntrackOptions(),
+      now: fwd.clock,
       events: (ev) => {
         if (this.conntrackFollowers.size === 0) return;
         const line = formatConntrackEvent(ev);

@@ -162,6 +162,19 @@ async function buildNetwork(
   const sw = record.switchNetns;
   await ip(['netns', 'add', sw]);
   await ip(['link', 'set', 'lo', 'up'], sw);
+  // A plain L2 switch: where br_netfilter is loaded (Docker loads it), bridged frames would
+  // otherwise go through the switch namespace's (empty) iptables, a cost on every frame.
+  for (const family of ['iptables', 'ip6tables', 'arptables']) {
+    await run('ip', [
+      'netns',
+      'exec',
+      sw,
+      'sysctl',
+      '-q',
+      '-w',
+      `net.bridge.bridge-nf-call-${family}=0`,
+    ]).catch(() => undefined);
+  }
   for (const br of [UNDERLAY_BRIDGE, CLIENT_BRIDGE]) {
     await ip(['link', 'add', br, 'type', 'bridge'], sw);
     await ip(['link', 'set', br, 'up'], sw);

@@ -37,7 +37,7 @@ export interface NativeTapHandle {
   stop(): void;
   close(): void;
   write(buf: Uint8Array, offset: number, length: number): boolean;
-  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number): number;
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number, aux?: Uint8Array): number;
   setOffload(flags: number): void;
   ref(): void;
   unref(): void;
@@ -45,7 +45,30 @@ export interface NativeTapHandle {
   droppedWrites(): number;
 }
 
+/** Counters kept by a packet socket handle. */
+export interface PacketSocketStats {
+  txFrames: number;
+  txBytes: number;
+  /** sendmmsg refused with EAGAIN / ENOBUFS (the batch stopped there). */
+  txAgain: number;
+  /** Frames dropped because the interface is down. */
+  txDropped: number;
+}
+
+/** The object made by the addon's PacketSocketHandle constructor (src/tap/native/packet.cc). */
+export interface NativePacketSocketHandle {
+  readonly fd: number;
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number, aux?: Uint8Array): number;
+  close(): void;
+  stats(): PacketSocketStats;
+}
+
 export interface NativeTapBinding {
+  PacketSocketHandle: new (
+    ifname: string,
+    vnetHdr: boolean,
+    sndbufBytes: number,
+  ) => NativePacketSocketHandle;
   TapHandle: new (
     name: string,
     flags: number,
