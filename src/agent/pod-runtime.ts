@@ -120,6 +120,7 @@ export class PodRuntime {
     for (const container of pod.containers) {
       const program = programFor(container, ctx.layout.manifestsDir);
       const env: Record<string, string> = {
+        ...program.env,
         POD_NAME: pod.name,
         POD_NAMESPACE: pod.namespace,
         NODE_NAME: ctx.nodeName,
