@@ -9,10 +9,13 @@ export interface WorkloadProgram {
   /** Stdout pattern that marks the container ready (built-in servers announce it). */
   readyPattern?: RegExp;
   kind: 'echo' | 'command' | 'dns' | 'ingress';
+  /** echo: its ports, PORT/TCP or PORT/UDP (what the shared echo process serves). */
+  echoPorts?: string[];
 }
 
 const builtin = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const echoScript = builtin('../workloads/echo.js');
+const echoHostScript = builtin('../workloads/echo-host.js');
 const dnsScript = builtin('../dns/main.js');
 const ingressScript = builtin('../ingress/main.js');
 const LISTENING = /"msg":"listening"/;
@@ -69,9 +72,22 @@ export function programFor(container: ContainerSpec, manifestsDir: string): Work
     // image to read an entrypoint from, args alone are taken as the command line.
     return { kind: 'command', argv: command.length > 0 ? [...command, ...args] : [...args] };
   }
-  const ports = (container.ports ?? []).map(
-    (p) => `--port=${p.containerPort}/${p.protocol ?? 'TCP'}`,
-  );
-  if (ports.length === 0) ports.push('--port=8080/TCP');
-  return builtinProgram('echo', echoScript, ports);
+  const ports = (container.ports ?? []).map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`);
+  if (ports.length === 0) ports.push('8080/TCP');
+  return {
+    ...builtinProgram(
+      'echo',
+      echoScript,
+      ports.map((p) => `--port=${p}`),
+    ),
+    echoPorts: ports,
+  };
+}
+
+/** The node's shared echo process (src/workloads/echo-host.ts): its command line and environment. */
+export function sharedEchoProgram(): { argv: string[]; env: Record<string, string> } {
+  return {
+    argv: [process.execPath, ...BUILTIN_NODE_FLAGS, echoHostScript],
+    env: { ...BUILTIN_ENV },
+  };
 }
