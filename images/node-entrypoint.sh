@@ -31,4 +31,5 @@ flock "$run_dir/.prepare.lock" node "$app/dist/src/lab/compose.js" prepare
 ready="$run_dir/${KUBEWIRE_LAB:-kw}/nodes/$node_name/ready"
 rm -f "$ready"
 
-exec node "$app/dist/src/agent/main.js" --node "$node_name" --ready-file "$ready" "$@"
+# The agent's Node.js flags are those of src/agent/workloads.ts BUILTIN_NODE_FLAGS (why: there).
+exec node --max-semi-space-size=1 "$app/dist/src/agent/main.js" --node "$node_name" --ready-file "$ready" "$@"

@@ -21,12 +21,14 @@ const ingressScript = builtin('../ingress/main.js');
 const LISTENING = /"msg":"listening"/;
 
 /**
- * Node.js flags of the built-in programs (in their argv: nothing leaks into a pod's own
- * command through NODE_OPTIONS). One MiB semi-spaces: at start-up, reading the manifests,
- * V8 would grow the young generation to 16 MiB and keep it; capped, the DNS and ingress
- * programs settle ~10 MB lower (bench/compose/RESULTS.md), for a few more scavenges.
+ * Node.js flags of the agent (src/lab/netns-lab.ts, images/node-entrypoint.sh) and the
+ * built-in programs, in their argv: nothing leaks into a pod's own command through
+ * NODE_OPTIONS. One MiB semi-spaces: at start-up, reading the manifests, V8 would grow
+ * the young generation to 16 MiB and keep it; capped, the agent settles ~14 MB lower and
+ * the DNS and ingress programs ~10 MB (bench/compose/RESULTS.md), for more scavenges
+ * that cost nothing measurable (forwarding, conntrack, dnsperf and ingress benchmarks).
  */
-const BUILTIN_NODE_FLAGS = ['--max-semi-space-size=1'];
+export const BUILTIN_NODE_FLAGS = ['--max-semi-space-size=1'];
 /**
  * glibc otherwise gives each of V8's helper threads its own malloc arena, which keeps
  * what the compiler threads freed at start-up: 2 arenas save ~3 MB per program.
