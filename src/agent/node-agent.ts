@@ -34,6 +34,8 @@ import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { NodeLiveness } from './liveness.js';
 import { L2Speaker } from './l2-speaker.js';
+import { SharedEchoHost } from './shared-echo.js';
+import { sharedEchoProgram } from './workloads.js';
 
 /** Outer IPv4 header of IPIP: tunl0's MTU is the underlay's minus 20. */
 const IPIP_OVERHEAD = 20;
@@ -88,6 +90,8 @@ export class NodeAgent {
   private converging: Promise<void> = Promise.resolve();
   private liveness: NodeLiveness | null = null;
   readonly speaker: L2Speaker;
+  /** One process serves all the echo pods of this node (src/workloads/echo-host.ts). */
+  private readonly sharedEcho: SharedEchoHost;
 
   constructor(
     private readonly layout: LabLayout,
@@ -99,6 +103,8 @@ export class NodeAgent {
     this.forwarder = new Forwarder(logger, AGENT_VNET_HDR);
     this.kernel = new NodeKernel(this.forwarder, nodeName, logger, () => this.tunnelAddr);
     this.speaker = new L2Speaker(nodeName, this.forwarder, () => this.underlayIf, logger);
+    const echo = sharedEchoProgram();
+    this.sharedEcho = new SharedEchoHost(echo.argv, echo.env, logger);
   }
 
   async start(): Promise<void> {
@@ -407,6 +413,7 @@ export class NodeAgent {
         dnsServiceIP,
         clusterDomain: state.config.dnsDomain,
         nextIfIndex: () => this.ifIndex++,
+        sharedEcho: this.sharedEcho,
       });
       this.pods.set(key, { runtime, fingerprint: fingerprint(pod) });
       this.recordNetns();
@@ -558,6 +565,7 @@ export class NodeAgent {
     await this.converging.catch(() => undefined);
     await Promise.all([...this.pods.values()].map((p) => p.runtime.destroy()));
     this.pods.clear();
+    await this.sharedEcho.stop();
     this.recordNetns();
     this.hostTap?.close();
     this.uplinkTap?.close();

@@ -24,6 +24,7 @@ import { ipamManifestPath, loadBalancerManifestPath } from './apply.js';
 import { callAgent } from '../agent/control.js';
 import { LabLayout, type LabRecord } from '../agent/lab-layout.js';
 import type { AgentStatus } from '../agent/node-agent.js';
+import { BUILTIN_NODE_FLAGS } from '../agent/workloads.js';
 import { ip, run } from '../util/exec.js';
 import { labTopology, macForAddress, type LabTopology } from './topology.js';
 
@@ -232,6 +233,7 @@ function startAgent(layout: LabLayout, node: string, netns: string): number {
   const args = [
     '--net=' + join('/run/netns', netns),
     process.execPath,
+    ...BUILTIN_NODE_FLAGS,
     agentMain,
     '--lab',
     layout.lab,
