@@ -1,31 +1,31 @@
 /**
  * The HTTP(S) proxy: the data path of kubewire's ingress controller. Each request is
  * routed with the compiled table (routes.ts), goes through the location's annotations in
- * the order nginx runs them, and is proxied with http-proxy-3 to one ready endpoint of the
- * backend Service (pod IP:targetPort), round robin, over keep-alive HTTP/1.1.
+ * the order nginx runs them, and is proxied to one ready endpoint of the backend Service
+ * (pod IP:targetPort), round robin, over keep-alive HTTP/1.1 (upstream.ts: pooled
+ * connections driven by Node's llhttp parser directly). WebSocket upgrades go through
+ * http-proxy-3.
  *
  * Per request, in order (nginx phases: find-config, rewrite, access, content):
  *   400 bad target · server by Host · location by $uri (404 when none) · 413 body size ·
  *   CORS preflight 204 · permanent/temporal redirect · app-root 302 · rewrite to an
  *   absolute URL (302) · ssl-redirect 308 · whitelist 403 · default backend 404 ·
  *   no endpoints 503 · proxy (502 refused, 504 timeout).
+ *
+ * The hot path reads the request's headers once from `req.rawHeaders` (never building
+ * `req.headers`), writes the upstream request head as one string, hands the response
+ * headers to `res.writeHead` as a flat array, and arms no timer of its own.
  */
 import {
   createServer as createHttpServer,
-  Agent as HttpAgent,
   type IncomingMessage,
   type Server as HttpServer,
   type ServerResponse,
   type ClientRequest,
 } from 'node:http';
-import {
-  createServer as createHttpsServer,
-  Agent as HttpsAgent,
-  type Server as HttpsServer,
-} from 'node:https';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Socket, AddressInfo } from 'node:net';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
@@ -33,6 +33,13 @@ import { cidrContains, parseIPv4 } from '../cluster/index.js';
 import type { Logger } from '../util/log.js';
 import { formatAccessLog, newRequestId, seconds, timeLocalNow } from './access-log.js';
 import { defaultTls, type TlsCertificate } from './certs.js';
+import {
+  clientResponseHeaders,
+  scanRequestHeaders,
+  upstreamRequestHead,
+  type RequestHeaders,
+  type UpstreamRequest,
+} from './headers.js';
 import {
   DEFAULT_UPSTREAM,
   findLocation,
@@ -44,6 +51,7 @@ import {
   type Upstream,
 } from './routes.js';
 import type { Endpoint } from './backends.js';
+import { UpstreamPool, type UpstreamConnection, type UpstreamExchange } from './upstream.js';
 import { escapeUri, expandTemplate, parseTarget } from './uri.js';
 
 export interface ProxyOptions {
@@ -61,6 +69,8 @@ export interface ProxyOptions {
   maxHeaderSize?: number;
   /** Idle upstream connections kept per endpoint (upstream-keepalive-connections 320). */
   upstreamKeepAlive?: number;
+  /** Idle upstream connections close after this (upstream-keepalive-timeout), 60 s. */
+  upstreamKeepAliveTimeoutMs?: number;
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -88,28 +98,10 @@ export function errorPage(status: number): string {
   return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
 }
 
-const ctxKey = Symbol('kubewire.ingress.ctx');
+const kExchange = Symbol('kubewire.ingress.exchange');
 
-interface RequestContext {
-  start: number;
-  /** The request target as received (for the log's "$request"). */
-  originalUrl: string;
-  requestId: string;
-  upstreamName: string;
-  upstreamAddr: string;
-  upstreamStatus: string;
-  upstreamTime: string;
-  upstreamLength: string;
-  upstreamStart: number;
-  bodyBytes: number;
-  location: Location | null;
-  /** Response headers to add (CORS, affinity cookie). */
-  addHeaders: [string, string][] | null;
-  timedOut: boolean;
-  attempts: number;
-}
-
-type Req = IncomingMessage & { [ctxKey]?: RequestContext };
+type Req = IncomingMessage & { [kExchange]?: Exchange };
+type Res = ServerResponse & { [kExchange]?: Exchange };
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const HOST_OK = /^[a-z0-9._-]*$/;
@@ -167,17 +159,106 @@ function originAllowed(allow: readonly string[], origin: string | undefined): bo
   });
 }
 
+/** One request from the client's to the access log's point of view (nginx's `$` variables). */
+class Exchange implements UpstreamExchange {
+  readonly start = performance.now();
+  readonly method: string;
+  /** The request target as received (for the log's "$request"). */
+  readonly originalUrl: string;
+  readonly h: RequestHeaders;
+  readonly requestId: string;
+  upstreamName = '';
+  upstreamAddr = '';
+  upstreamStatus = '';
+  upstreamTime = '';
+  upstreamLength = '';
+  upstreamStart = 0;
+  bodyBytes = 0;
+  location: Location | null = null;
+  /** Response headers to add (CORS, affinity cookie). */
+  addHeaders: [string, string][] | null = null;
+  attempts = 0;
+  /** The WebSocket path's timeout (http-proxy-3). */
+  timedOut = false;
+  // The upstream side of a proxied request.
+  upstream: Upstream | null = null;
+  endpoint: Endpoint | null = null;
+  request: UpstreamRequest | null = null;
+  conn: UpstreamConnection | null = null;
+  /** No request body (so the request may be sent again). */
+  bodiless = true;
+  /** The upstream gave no Content-Length: count the body. */
+  countBody = false;
+
+  constructor(
+    readonly proxy: IngressProxy,
+    readonly req: IncomingMessage,
+    readonly res: ServerResponse | null,
+    readonly scheme: 'http' | 'https',
+  ) {
+    this.method = req.method ?? 'GET';
+    this.originalUrl = req.url ?? '';
+    const h = scanRequestHeaders(req.rawHeaders);
+    this.h = h;
+    this.requestId = h.requestId !== undefined && h.requestId !== '' ? h.requestId : newRequestId();
+  }
+
+  onUpstreamHead(status: number, reason: string, raw: string[]): void {
+    this.proxy.upstreamHead(this, status, reason, raw);
+  }
+
+  onUpstreamBody(chunk: Buffer): void {
+    if (this.countBody) this.bodyBytes += chunk.length;
+    const res = this.res!;
+    if (!res.write(chunk)) {
+      const c = this.conn!;
+      c.pause();
+      res.once('drain', () => c.resume());
+    }
+  }
+
+  onUpstreamEnd(last: Buffer | null): void {
+    this.conn = null;
+    if (this.countBody) {
+      if (last !== null) this.bodyBytes += last.length;
+      this.upstreamLength = appendList(this.upstreamLength, String(this.bodyBytes));
+    }
+    if (last !== null) this.res!.end(last);
+    else this.res!.end();
+  }
+
+  onUpstreamError(err: NodeJS.ErrnoException, timedOut: boolean, stale: boolean): void {
+    this.conn = null;
+    this.proxy.upstreamError(this, err, timedOut, stale);
+  }
+}
+
+const appendList = (list: string, v: string): string => (list === '' ? v : `${list}, ${v}`);
+
+/** res 'close': the access log line; a client gone mid-response drops its upstream. */
+function onResponseClose(this: Res): void {
+  const ex = this[kExchange];
+  if (ex === undefined) return;
+  if (ex.conn !== null) {
+    ex.conn.destroy();
+    ex.conn = null;
+  }
+  ex.proxy.logAccess(ex, this.writableFinished ? this.statusCode : 499);
+}
+
 export class IngressProxy {
   private config: IngressConfig;
-  private readonly proxy: ProxyServer;
-  private readonly httpAgent: HttpAgent;
-  private readonly httpsAgent: HttpsAgent;
+  /** WebSocket upgrades only. */
+  private readonly wsProxy: ProxyServer;
+  private readonly pool: UpstreamPool;
   private readonly contexts = new WeakMap<TlsCertificate, SecureContext>();
   private defaultContext: SecureContext | null = null;
   private readonly servers: (HttpServer | HttpsServer)[] = [];
   private readonly upgraded = new Set<Duplex>();
   private readonly opts: Required<Omit<ProxyOptions, 'accessLog' | 'log'>>;
   private httpsPort = 443;
+  /** Host header as received → server (null: invalid, 400); emptied on a reload. */
+  private readonly hostCache = new Map<string, Server | null>();
 
   constructor(
     config: IngressConfig,
@@ -190,19 +271,15 @@ export class IngressProxy {
       keepAliveTimeoutMs: options.keepAliveTimeoutMs ?? 75_000,
       maxHeaderSize: options.maxHeaderSize ?? 32 * 1024,
       upstreamKeepAlive: options.upstreamKeepAlive ?? 320,
+      upstreamKeepAliveTimeoutMs: options.upstreamKeepAliveTimeoutMs ?? 60_000,
     };
-    const agentOpts = {
-      keepAlive: true,
-      maxFreeSockets: this.opts.upstreamKeepAlive,
-      timeout: 60_000,
-    };
-    this.httpAgent = new HttpAgent(agentOpts);
-    this.httpsAgent = new HttpsAgent({ ...agentOpts, rejectUnauthorized: false });
-    this.proxy = createProxyServer({ xfwd: false, toProxy: true, ws: true });
-    this.proxy.on('proxyReq', (proxyReq, req) => this.onProxyReq(proxyReq, req as Req));
-    this.proxy.on('proxyReqWs', (proxyReq, req) => this.onProxyReq(proxyReq, req as Req));
-    this.proxy.on('proxyRes', (proxyRes, req) => this.onProxyRes(proxyRes, req as Req));
-    this.proxy.on('error', (err, req, res) =>
+    this.pool = new UpstreamPool({
+      maxIdle: this.opts.upstreamKeepAlive,
+      idleTimeoutMs: this.opts.upstreamKeepAliveTimeoutMs,
+    });
+    this.wsProxy = createProxyServer({ xfwd: false, toProxy: true, ws: true });
+    this.wsProxy.on('proxyReqWs', (proxyReq, req) => this.onProxyReqWs(proxyReq, req as Req));
+    this.wsProxy.on('error', (err, req, res) =>
       this.onProxyError(err as NodeJS.ErrnoException, req as Req, res),
     );
   }
@@ -210,6 +287,7 @@ export class IngressProxy {
   /** Swaps the routing table; requests in flight finish with the one they started with. */
   setConfig(config: IngressConfig): void {
     this.config = config;
+    this.hostCache.clear();
   }
 
   get current(): IngressConfig {
@@ -227,7 +305,7 @@ export class IngressProxy {
       keepAliveTimeout: this.opts.keepAliveTimeoutMs,
       connectionsCheckingInterval: this.checkInterval(),
     });
-    return this.listen(server, host, port);
+    return this.listen(server, 'http', host, port);
   }
 
   async listenHttps(host: string, port: number): Promise<AddressInfo> {
@@ -243,7 +321,7 @@ export class IngressProxy {
       SNICallback: (servername, cb) => cb(null, this.secureContextFor(servername)),
     });
     server.on('tlsClientError', () => undefined);
-    const addr = await this.listen(server, host, port);
+    const addr = await this.listen(server, 'https', host, port);
     this.httpsPort = addr.port;
     return addr;
   }
@@ -255,11 +333,16 @@ export class IngressProxy {
 
   private listen(
     server: HttpServer | HttpsServer,
+    scheme: 'http' | 'https',
     host: string,
     port: number,
   ): Promise<AddressInfo> {
-    server.on('request', (req, res) => this.handle(req, res));
-    server.on('upgrade', (req, socket, head) => this.handleUpgrade(req, socket, head));
+    server.on('request', (req: IncomingMessage, res: ServerResponse) =>
+      this.handle(req, res, scheme),
+    );
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+      this.handleUpgrade(req, socket, head, scheme),
+    );
     server.on('clientError', (err, socket) =>
       this.onClientError(err as NodeJS.ErrnoException, socket),
     );
@@ -293,8 +376,7 @@ export class IngressProxy {
     );
     clearTimeout(timer);
     for (const u of this.upgraded) u.destroy();
-    this.httpAgent.destroy();
-    this.httpsAgent.destroy();
+    this.pool.destroy();
   }
 
   /** The certificate for an SNI name: the server's, else the default (fake) one. */
@@ -319,90 +401,83 @@ export class IngressProxy {
   // -------------------------------------------------------------------------------------
   // Requests
 
-  private newContext(req: Req): RequestContext {
-    const incoming = req.headers['x-request-id'];
-    const ctx: RequestContext = {
-      start: performance.now(),
-      originalUrl: req.url ?? '',
-      requestId: typeof incoming === 'string' && incoming !== '' ? incoming : newRequestId(),
-      upstreamName: '',
-      upstreamAddr: '',
-      upstreamStatus: '',
-      upstreamTime: '',
-      upstreamLength: '',
-      upstreamStart: 0,
-      bodyBytes: 0,
-      location: null,
-      addHeaders: null,
-      timedOut: false,
-      attempts: 0,
-    };
-    req[ctxKey] = ctx;
-    return ctx;
+  /** The server for a Host header as received (cached per value); null: invalid. */
+  private serverFor(hostHeader: string): Server | null {
+    let server = this.hostCache.get(hostHeader);
+    if (server === undefined) {
+      const host = hostName(hostHeader);
+      server = host === null ? null : findServer(this.config, host);
+      if (this.hostCache.size >= 1024) this.hostCache.clear();
+      this.hostCache.set(hostHeader, server);
+    }
+    return server;
   }
 
   /** Routes a request: the server and location, or an early status. */
   private route(
-    req: Req,
+    ex: Exchange,
   ): { server: Server; location: Location; uri: string; args: string } | number {
-    const target = parseTarget(req.url ?? '/');
+    const target = parseTarget(ex.originalUrl || '/');
     if (target === null) return 400;
-    const host = hostName(target.host ?? req.headers.host ?? '');
-    if (host === null) return 400;
-    const server = findServer(this.config, host);
+    let server: Server | null;
+    if (target.host === null) server = this.serverFor(ex.h.host ?? '');
+    else {
+      // absolute-form target: its host wins over the Host header
+      const host = hostName(target.host);
+      server = host === null ? null : findServer(this.config, host);
+    }
+    if (server === null) return 400;
     const location = findLocation(server, target.uri);
     if (location === null) return 404;
     return { server, location, uri: target.uri, args: target.args };
   }
 
-  handle(req: Req, res: ServerResponse): void {
-    const ctx = this.newContext(req);
-    res.on('close', () => this.logAccess(req, res, ctx));
-    const r = this.route(req);
-    if (typeof r === 'number') return this.respond(res, ctx, r);
+  handle(req: IncomingMessage, res: Res, scheme: 'http' | 'https'): void {
+    const ex = new Exchange(this, req, res, scheme);
+    res[kExchange] = ex;
+    res.once('close', onResponseClose);
+    const r = this.route(ex);
+    if (typeof r === 'number') return this.respond(res, ex, r);
     const { server, location: loc, uri } = r;
-    ctx.location = loc;
+    ex.location = loc;
     const s = loc.settings;
-    const encrypted = (req.socket as TLSSocket).encrypted === true;
-    const scheme = encrypted ? 'https' : 'http';
+    const h = ex.h;
 
     // find-config: client_max_body_size
     if (s.proxyBodySize > 0) {
-      const cl = req.headers['content-length'];
+      const cl = h.contentLength;
       if (cl !== undefined && Number(cl) > s.proxyBodySize) {
         res.setHeader('connection', 'close');
-        return this.respond(res, ctx, 413);
+        return this.respond(res, ex, 413);
       }
     }
     // rewrite phase (ngx_http_rewrite_module directives in template order, then Lua)
     if (s.cors) {
-      const ok = originAllowed(s.cors.allowOrigin, req.headers.origin);
+      const ok = originAllowed(s.cors.allowOrigin, h.origin);
       if (ok) {
-        const h = this.corsHeaders(s.cors, req.headers.origin);
-        if (req.method === 'OPTIONS') {
-          for (const [k, v] of h) res.setHeader(k, v);
+        const cors = this.corsHeaders(s.cors, h.origin);
+        if (ex.method === 'OPTIONS') {
+          for (const [k, v] of cors) res.setHeader(k, v);
           res.setHeader('content-type', 'text/plain charset=UTF-8');
           res.setHeader('content-length', '0');
           res.statusCode = 204;
           res.end();
           return;
         }
-        ctx.addHeaders = h;
+        ex.addHeaders = cors;
       }
     }
-    if (s.redirect) return this.redirect(res, ctx, s.redirect.code, s.redirect.url);
+    if (s.redirect) return this.redirect(res, ex, s.redirect.code, s.redirect.url);
     if (s.appRoot !== null && uri === '/') {
-      return this.redirect(res, ctx, 302, `${scheme}://${req.headers.host ?? ''}${s.appRoot}`);
+      return this.redirect(res, ex, 302, `${scheme}://${h.host ?? ''}${s.appRoot}`);
     }
     let newUri: string | null = null;
     let newArgs = r.args;
     if (loc.rewrite) {
       const m = loc.rewrite.regex.exec(uri);
       if (m) {
-        const out = expandTemplate(loc.rewrite.parts, m, (v) =>
-          this.variable(v, req, scheme, uri, r.args),
-        );
-        if (loc.rewrite.redirect) return this.redirect(res, ctx, 302, out);
+        const out = expandTemplate(loc.rewrite.parts, m, (v) => this.variable(v, ex, uri, r.args));
+        if (loc.rewrite.redirect) return this.redirect(res, ex, 302, out);
         const q = out.indexOf('?');
         if (q >= 0) {
           newUri = out.slice(0, q);
@@ -418,115 +493,145 @@ export class IngressProxy {
       }
     }
     if (scheme === 'http' && (s.forceSslRedirect || (s.sslRedirect && server.tls !== null))) {
-      let requestUri = req.url ?? '/';
+      let requestUri = ex.originalUrl || '/';
       if (!s.preserveTrailingSlash && requestUri.endsWith('/'))
         requestUri = requestUri.slice(0, -1);
-      const host = hostName(req.headers.host ?? '') ?? '';
+      const host = hostName(h.host ?? '') ?? '';
       const port = s.usePortInRedirects && this.httpsPort !== 443 ? `:${this.httpsPort}` : '';
-      return this.redirect(res, ctx, 308, `https://${host}${port}${requestUri}`);
+      return this.redirect(res, ex, 308, `https://${host}${port}${requestUri}`);
     }
     // access phase
     if (s.whitelist) {
       const addr = parseIPv4(stripV4Mapped(req.socket.remoteAddress));
       if (addr === null || !s.whitelist.some((c) => cidrContains(c, addr)))
-        return this.respond(res, ctx, 403);
+        return this.respond(res, ex, 403);
     }
     // content: proxy_pass
     const upstream = loc.upstream;
     if (upstream === null) {
-      ctx.upstreamName = DEFAULT_UPSTREAM;
-      return this.respond(res, ctx, 404);
+      ex.upstreamName = DEFAULT_UPSTREAM;
+      return this.respond(res, ex, 404);
     }
-    ctx.upstreamName = upstream.name;
-    const endpoint = this.pickEndpoint(upstream, loc, req, ctx, encrypted);
-    if (endpoint === null) return this.respond(res, ctx, 503);
-    if (newUri !== null) req.url = escapeUri(newUri) + (newArgs !== '' ? `?${newArgs}` : '');
-    else if (req.url !== undefined && req.url.charCodeAt(0) !== 47) {
-      const t = /^https?:\/\/[^/?#]*(.*)$/i.exec(req.url);
-      req.url = t && t[1] !== '' ? (t[1]!.startsWith('/') ? t[1]! : `/${t[1]}`) : '/';
-    }
-    this.setProxyHeaders(req, loc, scheme, ctx, newUri !== null);
-    this.forward(req, res, upstream, endpoint, loc, ctx);
+    ex.upstreamName = upstream.name;
+    ex.upstream = upstream;
+    const endpoint = this.pickEndpoint(upstream, loc, ex);
+    if (endpoint === null) return this.respond(res, ex, 503);
+    let url: string;
+    if (newUri !== null) url = escapeUri(newUri) + (newArgs !== '' ? `?${newArgs}` : '');
+    else if (ex.originalUrl.charCodeAt(0) !== 47) {
+      const t = /^https?:\/\/[^/?#]*(.*)$/i.exec(ex.originalUrl);
+      url = t && t[1] !== '' ? (t[1]!.startsWith('/') ? t[1]! : `/${t[1]}`) : '/';
+    } else url = ex.originalUrl;
+    const chunked = h.transferEncoding !== undefined;
+    ex.bodiless = !chunked && (h.contentLength === undefined || Number(h.contentLength) === 0);
+    ex.request = {
+      method: ex.method,
+      url,
+      host: s.upstreamVhost ?? h.host ?? null,
+      requestId: ex.requestId,
+      remoteAddr: stripV4Mapped(req.socket.remoteAddress),
+      forwardedHost: h.host ?? '',
+      serverPort: String(req.socket.localPort ?? ''),
+      scheme,
+      prefix: newUri !== null ? s.xForwardedPrefix : null,
+      chunked,
+    };
+    this.forward(ex, endpoint, false);
   }
 
-  private forward(
-    req: Req,
-    res: ServerResponse,
-    upstream: Upstream,
-    e: Endpoint,
-    loc: Location,
-    ctx: RequestContext,
-  ): void {
-    ctx.attempts++;
-    const addr = `${e.ip}:${e.port}`;
-    ctx.upstreamAddr = ctx.upstreamAddr === '' ? addr : `${ctx.upstreamAddr}, ${addr}`;
-    ctx.upstreamStart = performance.now();
-    const https = loc.settings.backendProtocol === 'HTTPS';
-    const retryBody = ctx.attempts > 1 ? { buffer: Readable.from([]) } : {};
-    this.proxy.web(
-      req,
-      res,
-      {
-        target: { protocol: https ? 'https:' : 'http:', host: e.ip, port: e.port },
-        agent: https ? this.httpsAgent : this.httpAgent,
-        secure: false,
-        ...retryBody,
-      },
-      (err) => this.onWebError(err as NodeJS.ErrnoException, req, res, upstream, loc, ctx),
+  /** Sends the request to an endpoint; `again`: on a new connection after a stale one. */
+  private forward(ex: Exchange, e: Endpoint, again: boolean): void {
+    const s = ex.location!.settings;
+    if (!again) {
+      ex.attempts++;
+      ex.upstreamAddr = appendList(ex.upstreamAddr, `${e.ip}:${e.port}`);
+      ex.upstreamStart = performance.now();
+    }
+    ex.endpoint = e;
+    const conn = this.pool.acquire(
+      e,
+      s.backendProtocol === 'HTTPS',
+      s.proxyConnectTimeout * 1000,
+      again,
+    );
+    ex.conn = conn;
+    const body = ex.bodiless ? null : ex.req;
+    conn.send(
+      ex,
+      upstreamRequestHead(ex.request!, ex.h, e),
+      body,
+      ex.request!.chunked,
+      s.proxyReadTimeout * 1000,
     );
   }
 
-  private onWebError(
-    err: NodeJS.ErrnoException,
-    req: Req,
-    res: ServerResponse,
-    upstream: Upstream,
-    loc: Location,
-    ctx: RequestContext,
-  ): void {
-    const status = ctx.timedOut ? 504 : 502;
-    this.addUpstreamResult(ctx, status === 504 ? '504' : '502');
+  /** The upstream's status line and headers: the client's response starts. */
+  upstreamHead(ex: Exchange, status: number, reason: string, raw: string[]): void {
+    ex.upstreamStatus = appendList(ex.upstreamStatus, String(status));
+    ex.upstreamTime = appendList(ex.upstreamTime, seconds(performance.now() - ex.upstreamStart));
+    const head = clientResponseHeaders(raw, ex.addHeaders);
+    const cl = head.contentLength;
+    if (cl !== undefined) {
+      ex.bodyBytes = Number(cl);
+      ex.upstreamLength = appendList(ex.upstreamLength, cl);
+    } else ex.countBody = true;
+    const res = ex.res!;
+    if (res.destroyed) return;
+    try {
+      res.writeHead(status, reason, head.headers);
+    } catch (err) {
+      // A header Node refuses to send (it would be refused by nginx as well): 502.
+      ex.conn?.destroy();
+      ex.conn = null;
+      this.options.log?.warn(
+        { err: (err as Error).message, upstream: ex.upstreamName },
+        'invalid upstream response',
+      );
+      if (!res.headersSent) this.respond(res, ex, 502);
+      else res.destroy();
+    }
+  }
+
+  upstreamError(ex: Exchange, err: NodeJS.ErrnoException, timedOut: boolean, stale: boolean): void {
+    const res = ex.res!;
+    if (res.destroyed) return;
+    const retryable = ex.bodiless && IDEMPOTENT.has(ex.method) && !res.headersSent;
+    // A keep-alive connection the upstream closed while idle: once more on a new one.
+    if (stale && retryable) return this.forward(ex, ex.endpoint!, true);
+    const status = timedOut ? 504 : 502;
+    this.addUpstreamResult(ex, status === 504 ? '504' : '502');
     // proxy_next_upstream error timeout (tries ≤ 3), only for requests without a body.
-    const bodiless = !req.headers['content-length'] && !req.headers['transfer-encoding'];
+    const upstream = ex.upstream!;
     if (
-      !res.headersSent &&
-      !ctx.timedOut &&
+      retryable &&
+      !timedOut &&
       err.code === 'ECONNREFUSED' &&
-      bodiless &&
-      IDEMPOTENT.has(req.method ?? '') &&
-      ctx.attempts < Math.min(3, upstream.endpoints.length)
+      ex.attempts < Math.min(3, upstream.endpoints.length)
     ) {
       const next = nextEndpoint(upstream);
-      if (next) return this.forward(req, res, upstream, next, loc, ctx);
+      if (next) return this.forward(ex, next, false);
     }
     this.options.log?.warn(
-      { err: err.message, code: err.code, upstream: upstream.name, addr: ctx.upstreamAddr },
+      { err: err.message, code: err.code, upstream: upstream.name, addr: ex.upstreamAddr },
       'upstream error',
     );
     if (res.headersSent) {
       res.destroy();
       return;
     }
-    this.respond(res, ctx, status);
+    this.respond(res, ex, status);
   }
 
-  private addUpstreamResult(ctx: RequestContext, status: string): void {
-    const t = seconds(performance.now() - ctx.upstreamStart);
-    ctx.upstreamStatus = ctx.upstreamStatus === '' ? status : `${ctx.upstreamStatus}, ${status}`;
-    ctx.upstreamTime = ctx.upstreamTime === '' ? t : `${ctx.upstreamTime}, ${t}`;
-    ctx.upstreamLength = ctx.upstreamLength === '' ? '0' : `${ctx.upstreamLength}, 0`;
+  private addUpstreamResult(ex: Exchange, status: string): void {
+    ex.upstreamStatus = appendList(ex.upstreamStatus, status);
+    ex.upstreamTime = appendList(ex.upstreamTime, seconds(performance.now() - ex.upstreamStart));
+    ex.upstreamLength = appendList(ex.upstreamLength, '0');
   }
 
-  private pickEndpoint(
-    u: Upstream,
-    loc: Location,
-    req: Req,
-    ctx: RequestContext,
-    encrypted: boolean,
-  ): Endpoint | null {
+  private pickEndpoint(u: Upstream, loc: Location, ex: Exchange): Endpoint | null {
     const aff = loc.settings.affinity;
     if (aff === null || u.endpoints.length === 0) return nextEndpoint(u);
-    const want = cookieValue(req.headers.cookie, aff.cookieName);
+    const want = cookieValue(ex.h.cookie, aff.cookieName);
     if (want !== null) {
       const e = u.endpoints.find((x) => stickyKey(x) === want);
       if (e) return e;
@@ -536,9 +641,9 @@ export class IngressProxy {
     if (aff.expires !== null)
       cookie += `; Expires=${new Date(Date.now() + aff.expires * 1000).toUTCString()}`;
     if (aff.maxAge !== null) cookie += `; Max-Age=${aff.maxAge}`;
-    if (aff.secure || encrypted) cookie += '; Secure';
+    if (aff.secure || ex.scheme === 'https') cookie += '; Secure';
     if (aff.sameSite !== null) cookie += `; SameSite=${aff.sameSite}`;
-    (ctx.addHeaders ??= []).push(['set-cookie', cookie]);
+    (ex.addHeaders ??= []).push(['set-cookie', cookie]);
     return e;
   }
 
@@ -558,16 +663,17 @@ export class IngressProxy {
     return h;
   }
 
-  private variable(name: string, req: Req, scheme: string, uri: string, args: string): string {
+  private variable(name: string, ex: Exchange, uri: string, args: string): string {
+    const req = ex.req;
     switch (name) {
       case 'scheme':
-        return scheme;
+        return ex.scheme;
       case 'host':
-        return hostName(req.headers.host ?? '') ?? '';
+        return hostName(ex.h.host ?? '') ?? '';
       case 'http_host':
-        return req.headers.host ?? '';
+        return ex.h.host ?? '';
       case 'request_uri':
-        return req.url ?? '';
+        return ex.originalUrl;
       case 'uri':
         return uri;
       case 'args':
@@ -583,27 +689,41 @@ export class IngressProxy {
     }
   }
 
-  /** proxy_set_header as ingress-nginx's template sets them. */
-  private setProxyHeaders(
-    req: Req,
-    loc: Location,
-    scheme: string,
-    ctx: RequestContext,
-    rewritten: boolean,
-  ): void {
+  private respond(res: ServerResponse, ex: Exchange, status: number): void {
+    const body = errorPage(status);
+    ex.bodyBytes = Buffer.byteLength(body);
+    res.statusCode = status;
+    // nginx turns keep-alive off after a request it could not parse or route (400).
+    if (status === 400) res.shouldKeepAlive = false;
+    res.setHeader('Content-Type', 'text/html');
+    res.setHeader('Content-Length', ex.bodyBytes);
+    res.setHeader('Server', 'nginx');
+    res.end(body);
+  }
+
+  private redirect(res: ServerResponse, ex: Exchange, status: number, location: string): void {
+    res.setHeader('Location', location);
+    this.respond(res, ex, status);
+  }
+
+  // -------------------------------------------------------------------------------------
+  // WebSocket (http-proxy-3) and malformed requests
+
+  /** proxy_set_header as ingress-nginx's template sets them, on `req.headers` (WebSocket). */
+  private setProxyHeaders(req: Req, loc: Location, ex: Exchange, rewritten: boolean): void {
     const h = req.headers;
     const remote = stripV4Mapped(req.socket.remoteAddress);
     const bestHost = h.host ?? '';
     const originalXff = h['x-forwarded-for'];
     if (loc.settings.upstreamVhost !== null) h.host = loc.settings.upstreamVhost;
-    h['x-request-id'] = ctx.requestId;
+    h['x-request-id'] = ex.requestId;
     h['x-real-ip'] = remote;
     h['x-forwarded-for'] = remote;
     h['x-forwarded-host'] = bestHost;
     h['x-forwarded-port'] = String(req.socket.localPort ?? '');
-    h['x-forwarded-proto'] = scheme;
-    h['x-forwarded-scheme'] = scheme;
-    h['x-scheme'] = scheme;
+    h['x-forwarded-proto'] = ex.scheme;
+    h['x-forwarded-scheme'] = ex.scheme;
+    h['x-scheme'] = ex.scheme;
     if (originalXff !== undefined && originalXff !== '')
       h['x-original-forwarded-for'] = originalXff;
     else delete h['x-original-forwarded-for'];
@@ -615,63 +735,23 @@ export class IngressProxy {
     if (!h.upgrade) delete h.connection;
   }
 
-  private onProxyReq(proxyReq: ClientRequest, req: Req): void {
-    const ctx = req[ctxKey];
-    if (!ctx || !ctx.location) return;
-    const s = ctx.location.settings;
+  private onProxyReqWs(proxyReq: ClientRequest, req: Req): void {
+    const ex = req[kExchange];
+    if (!ex || !ex.location) return;
+    const s = ex.location.settings;
     const socket = proxyReq.socket as Socket | null;
     if (socket && socket.connecting) {
       const timer = setTimeout(() => {
-        ctx.timedOut = true;
+        ex.timedOut = true;
         proxyReq.destroy();
       }, s.proxyConnectTimeout * 1000);
       socket.once('connect', () => clearTimeout(timer));
       socket.once('close', () => clearTimeout(timer));
     }
     proxyReq.setTimeout(s.proxyReadTimeout * 1000, () => {
-      ctx.timedOut = true;
+      ex.timedOut = true;
       proxyReq.destroy();
     });
-  }
-
-  private onProxyRes(proxyRes: IncomingMessage, req: Req): void {
-    const ctx = req[ctxKey];
-    const h = proxyRes.headers;
-    // proxy_hide_header defaults; hop-by-hop headers of the upstream connection.
-    h.server = 'nginx';
-    delete h.date;
-    delete h['x-pad'];
-    delete h['keep-alive'];
-    delete h.connection;
-    if (!ctx) return;
-    ctx.upstreamStatus =
-      ctx.upstreamStatus === ''
-        ? String(proxyRes.statusCode)
-        : `${ctx.upstreamStatus}, ${proxyRes.statusCode}`;
-    const t = seconds(performance.now() - ctx.upstreamStart);
-    ctx.upstreamTime = ctx.upstreamTime === '' ? t : `${ctx.upstreamTime}, ${t}`;
-    const cl = h['content-length'];
-    if (cl !== undefined) {
-      ctx.bodyBytes = Number(cl);
-      ctx.upstreamLength = ctx.upstreamLength === '' ? cl : `${ctx.upstreamLength}, ${cl}`;
-    } else {
-      proxyRes.on('data', (chunk: Buffer) => {
-        ctx.bodyBytes += chunk.length;
-      });
-      proxyRes.on('end', () => {
-        ctx.upstreamLength =
-          ctx.upstreamLength === ''
-            ? String(ctx.bodyBytes)
-            : `${ctx.upstreamLength}, ${ctx.bodyBytes}`;
-      });
-    }
-    if (ctx.addHeaders) {
-      for (const [k, v] of ctx.addHeaders) {
-        const have = h[k];
-        if (k === 'set-cookie') h[k] = [...(Array.isArray(have) ? have : have ? [have] : []), v];
-        else h[k] = v;
-      }
-    }
   }
 
   private onProxyError(err: NodeJS.ErrnoException, req: Req, res: unknown): void {
@@ -686,33 +766,9 @@ export class IngressProxy {
     }
   }
 
-  private respond(res: ServerResponse, ctx: RequestContext, status: number): void {
-    const body = errorPage(status);
-    ctx.bodyBytes = Buffer.byteLength(body);
-    res.statusCode = status;
-    // nginx turns keep-alive off after a request it could not parse or route (400).
-    if (status === 400) res.shouldKeepAlive = false;
-    res.setHeader('Content-Type', 'text/html');
-    res.setHeader('Content-Length', ctx.bodyBytes);
-    res.setHeader('Server', 'nginx');
-    res.end(body);
-  }
-
-  private redirect(
-    res: ServerResponse,
-    ctx: RequestContext,
-    status: number,
-    location: string,
-  ): void {
-    res.setHeader('Location', location);
-    this.respond(res, ctx, status);
-  }
-
-  // -------------------------------------------------------------------------------------
-  // WebSocket and malformed requests
-
-  private handleUpgrade(req: Req, socket: Duplex, head: Buffer): void {
-    const ctx = this.newContext(req);
+  private handleUpgrade(req: Req, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
+    const ex = new Exchange(this, req, null, scheme);
+    req[kExchange] = ex;
     socket.on('error', () => undefined);
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
@@ -721,14 +777,13 @@ export class IngressProxy {
       socket.end(
         `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\nServer: nginx\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
       );
-      this.logRaw(req, status, Buffer.byteLength(body), ctx);
+      ex.bodyBytes = Buffer.byteLength(body);
+      this.logAccess(ex, status);
     };
-    const r = this.route(req);
+    const r = this.route(ex);
     if (typeof r === 'number') return fail(r);
     const loc = r.location;
-    ctx.location = loc;
-    const encrypted = (req.socket as TLSSocket).encrypted === true;
-    const scheme = encrypted ? 'https' : 'http';
+    ex.location = loc;
     const s = loc.settings;
     if (scheme === 'http' && (s.forceSslRedirect || (s.sslRedirect && r.server.tls !== null)))
       return fail(308);
@@ -737,36 +792,39 @@ export class IngressProxy {
       if (addr === null || !s.whitelist.some((c) => cidrContains(c, addr))) return fail(403);
     }
     if (loc.upstream === null) return fail(404);
-    ctx.upstreamName = loc.upstream.name;
+    ex.upstreamName = loc.upstream.name;
     const e = nextEndpoint(loc.upstream);
     if (e === null) return fail(503);
     if (loc.rewrite) {
       const m = loc.rewrite.regex.exec(r.uri);
       if (m) {
         const out = expandTemplate(loc.rewrite.parts, m, (v) =>
-          this.variable(v, req, scheme, r.uri, r.args),
+          this.variable(v, ex, r.uri, r.args),
         );
         req.url = escapeUri(out) + (r.args !== '' && !out.includes('?') ? `?${r.args}` : '');
       }
     }
-    ctx.upstreamAddr = `${e.ip}:${e.port}`;
-    this.setProxyHeaders(req, loc, scheme, ctx, loc.rewrite !== null);
+    ex.upstreamAddr = `${e.ip}:${e.port}`;
+    this.setProxyHeaders(req, loc, ex, loc.rewrite !== null);
     const https = s.backendProtocol === 'HTTPS';
-    this.proxy.ws(
+    this.wsProxy.ws(
       req,
       socket,
       head,
       { target: { protocol: https ? 'https:' : 'http:', host: e.ip, port: e.port }, secure: false },
       (err) => {
         this.options.log?.warn(
-          { err: (err as Error).message, upstream: ctx.upstreamName },
+          { err: (err as Error).message, upstream: ex.upstreamName },
           'websocket upstream error',
         );
         if (socket.writable && !(socket as Socket).bytesWritten) fail(502);
         else socket.destroy();
       },
     );
-    socket.once('close', () => this.logRaw(req, 101, 0, ctx));
+    socket.once('close', () => {
+      ex.bodyBytes = 0;
+      this.logAccess(ex, 101);
+    });
   }
 
   private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
@@ -814,47 +872,42 @@ export class IngressProxy {
   // -------------------------------------------------------------------------------------
   // Access log
 
-  private requestLength(req: IncomingMessage, url: string): number {
-    let n = (req.method?.length ?? 0) + url.length + 13; // "M U HTTP/1.1\r\n"
-    const raw = req.rawHeaders;
-    for (let i = 0; i < raw.length; i += 2) n += raw[i]!.length + raw[i + 1]!.length + 4;
-    const cl = req.headers['content-length'];
-    return n + 2 + (cl !== undefined ? Number(cl) || 0 : 0);
+  /** `$request_length`: request line, header lines, empty line and body. */
+  private requestLength(ex: Exchange): number {
+    const cl = ex.h.contentLength;
+    return (
+      ex.method.length +
+      ex.originalUrl.length +
+      13 + // " " " HTTP/1.1\r\n"
+      ex.h.bytes +
+      2 +
+      (cl !== undefined ? Number(cl) || 0 : 0)
+    );
   }
 
-  private logRaw(req: Req, status: number, bytes: number, ctx: RequestContext): void {
-    if (!this.options.accessLog) return;
-    ctx.bodyBytes = bytes;
-    this.writeLog(req, status, ctx);
-  }
-
-  private logAccess(req: Req, res: ServerResponse, ctx: RequestContext): void {
-    if (!this.options.accessLog) return;
-    this.writeLog(req, res.writableFinished ? res.statusCode : 499, ctx);
-  }
-
-  private writeLog(req: Req, status: number, ctx: RequestContext): void {
-    const ua = req.headers['user-agent'];
-    const ref = req.headers.referer;
-    this.options.accessLog!.info(
+  logAccess(ex: Exchange, status: number): void {
+    const log = this.options.accessLog;
+    if (!log) return;
+    const req = ex.req;
+    log.info(
       formatAccessLog({
         remoteAddr: stripV4Mapped(req.socket.remoteAddress),
         remoteUser: '',
         timeLocal: timeLocalNow(),
-        request: `${req.method} ${ctx.originalUrl} HTTP/${req.httpVersion}`,
+        request: `${ex.method} ${ex.originalUrl} HTTP/${req.httpVersion}`,
         status,
-        bodyBytesSent: ctx.bodyBytes,
-        referer: ref ?? '',
-        userAgent: ua ?? '',
-        requestLength: this.requestLength(req, ctx.originalUrl),
-        requestTime: seconds(performance.now() - ctx.start),
-        upstreamName: ctx.upstreamName,
+        bodyBytesSent: ex.bodyBytes,
+        referer: ex.h.referer ?? '',
+        userAgent: ex.h.userAgent ?? '',
+        requestLength: this.requestLength(ex),
+        requestTime: seconds(performance.now() - ex.start),
+        upstreamName: ex.upstreamName,
         alternativeUpstreamName: '',
-        upstreamAddr: ctx.upstreamAddr,
-        upstreamResponseLength: ctx.upstreamLength,
-        upstreamResponseTime: ctx.upstreamTime,
-        upstreamStatus: ctx.upstreamStatus,
-        requestId: ctx.requestId,
+        upstreamAddr: ex.upstreamAddr,
+        upstreamResponseLength: ex.upstreamLength,
+        upstreamResponseTime: ex.upstreamTime,
+        upstreamStatus: ex.upstreamStatus,
+        requestId: ex.requestId,
       }),
     );
   }
