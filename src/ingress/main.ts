@@ -53,12 +53,13 @@ async function main(): Promise<void> {
   const pod = process.env.POD_NAME ?? '';
   const namespace = process.env.POD_NAMESPACE ?? '';
   const out = createLogger('ingress-nginx', 1).child({ pod, namespace });
+  const accessLog = createLogger('ingress-nginx', 1, { buffered: true }).child({ pod, namespace });
   const log = createLogger('ingress-nginx').child({ pod, namespace });
   if (!pod || !namespace) log.warn('POD_NAME and POD_NAMESPACE should be set (downward API)');
   const wwc = values['watch-ingress-without-class'];
   const controller = new IngressController({
     paths: manifests,
-    proxy: { accessLog: out, log },
+    proxy: { accessLog, log },
     log,
     ingressClass: flag(values, 'ingress-class') ?? 'nginx',
     controllerClass: flag(values, 'controller-class') ?? 'k8s.io/ingress-nginx',

@@ -102,10 +102,11 @@ export function registerIngressCommands(program: Command): void {
     .action(
       async (opts: ClassFlags & { manifests: string[]; listen: string; tlsListen?: string }) => {
         const out = createLogger('ingress', 1);
+        const accessLog = createLogger('ingress', 1, { buffered: true });
         const log = createLogger('ingress');
         const controller = new IngressController({
           paths: opts.manifests,
-          proxy: { accessLog: out, log },
+          proxy: { accessLog, log },
           log,
           ...classOptions(opts),
         });
