@@ -26,6 +26,7 @@ export class RequestHeaders {
   cookie: string | undefined = undefined;
   upgrade: string | undefined = undefined;
   connection: string | undefined = undefined;
+  expect: string | undefined = undefined;
   /** The headers passed upstream unchanged, as `Name: value\r\n` lines in order. */
   passed = '';
   /** Bytes of the header lines (for `$request_length`): name + ": " + value + CRLF each. */
@@ -47,6 +48,7 @@ const enum H {
   Cookie,
   Upgrade,
   Connection,
+  Expect,
 }
 
 const REQUEST_HEADERS = new Map<string, H>([
@@ -75,7 +77,7 @@ const REQUEST_HEADERS = new Map<string, H>([
   ['proxy-connection', H.Drop],
   ['keep-alive', H.Drop],
   ['te', H.Drop],
-  ['expect', H.Drop],
+  ['expect', H.Expect],
 ]);
 // The spellings clients send, so most names need no toLowerCase.
 for (const [k, v] of [...REQUEST_HEADERS]) {
@@ -153,11 +155,36 @@ export function scanRequestHeaders(raw: readonly string[]): RequestHeaders {
       case H.Connection:
         r.connection = join(r.connection, value);
         break;
+      case H.Expect:
+        r.expect = join(r.expect, value);
+        break;
     }
   }
   r.passed = passed;
   r.bytes = bytes;
   return r;
+}
+
+/**
+ * The proxy_set_header lines that depend only on the client connection, made once per
+ * connection: `X-Real-IP` + `X-Forwarded-For`, and `X-Forwarded-Port` to `X-Scheme`.
+ */
+export interface ConnectionLines {
+  addr: string;
+  port: string;
+}
+
+export function connectionLines(
+  remoteAddr: string,
+  serverPort: string,
+  scheme: string,
+): ConnectionLines {
+  return {
+    addr: `X-Real-IP: ${remoteAddr}\r\nX-Forwarded-For: ${remoteAddr}\r\n`,
+    port:
+      `X-Forwarded-Port: ${serverPort}\r\nX-Forwarded-Proto: ${scheme}\r\n` +
+      `X-Forwarded-Scheme: ${scheme}\r\nX-Scheme: ${scheme}\r\n`,
+  };
 }
 
 export interface UpstreamRequest {
@@ -167,11 +194,10 @@ export interface UpstreamRequest {
   /** Host header upstream: as received, or upstream-vhost; null: `ip:port` of the endpoint. */
   host: string | null;
   requestId: string;
-  remoteAddr: string;
   /** `$http_host` as received ('' when none). */
   forwardedHost: string;
-  serverPort: string;
-  scheme: string;
+  /** The client connection's lines (connectionLines). */
+  lines: ConnectionLines;
   /** X-Forwarded-Prefix to set (with a rewrite and the annotation), or null. */
   prefix: string | null;
   /** The request body is re-chunked upstream. */
@@ -185,22 +211,14 @@ export function upstreamRequestHead(
   endpoint: { ip: string; port: number },
 ): string {
   let head =
-    `${q.method} ${q.url} HTTP/1.1\r\n` +
-    `Host: ${q.host ?? `${endpoint.ip}:${endpoint.port}`}\r\n` +
-    `X-Request-ID: ${q.requestId}\r\n` +
-    `X-Real-IP: ${q.remoteAddr}\r\n` +
-    `X-Forwarded-For: ${q.remoteAddr}\r\n` +
-    `X-Forwarded-Host: ${q.forwardedHost}\r\n` +
-    `X-Forwarded-Port: ${q.serverPort}\r\n` +
-    `X-Forwarded-Proto: ${q.scheme}\r\n` +
-    `X-Forwarded-Scheme: ${q.scheme}\r\n` +
-    `X-Scheme: ${q.scheme}\r\n`;
+    `${q.method} ${q.url} HTTP/1.1\r\nHost: ${q.host ?? `${endpoint.ip}:${endpoint.port}`}\r\n` +
+    `X-Request-ID: ${q.requestId}\r\n${q.lines.addr}X-Forwarded-Host: ${q.forwardedHost}\r\n${q.lines.port}`;
   if (h.xForwardedFor !== undefined && h.xForwardedFor !== '')
     head += `X-Original-Forwarded-For: ${h.xForwardedFor}\r\n`;
   if (q.prefix !== null) head += `X-Forwarded-Prefix: ${q.prefix}\r\n`;
   else if (h.xForwardedPrefix !== undefined)
     head += `X-Forwarded-Prefix: ${h.xForwardedPrefix}\r\n`;
-  head += h.passed;
+  if (h.passed !== '') head += h.passed;
   if (q.chunked) head += 'Transfer-Encoding: chunked\r\n';
   else if (h.contentLength !== undefined) head += `Content-Length: ${h.contentLength}\r\n`;
   if (h.upgrade !== undefined && h.connection !== undefined)

@@ -2,9 +2,9 @@
  * The HTTP(S) proxy: the data path of kubewire's ingress controller. Each request is
  * routed with the compiled table (routes.ts), goes through the location's annotations in
  * the order nginx runs them, and is proxied to one ready endpoint of the backend Service
- * (pod IP:targetPort), round robin, over keep-alive HTTP/1.1 (upstream.ts: pooled
- * connections driven by Node's llhttp parser directly). WebSocket upgrades go through
- * http-proxy-3.
+ * (pod IP:targetPort), round robin, over keep-alive HTTP/1.1. Both sides are driven by
+ * Node's llhttp parser directly: server.ts for the clients, upstream.ts for the pooled
+ * upstream connections. WebSocket upgrades are tunnelled once the head is sent.
  *
  * Per request, in order (nginx phases: find-config, rewrite, access, content):
  *   400 bad target · server by Host · location by $uri (404 when none) · 413 body size ·
@@ -12,30 +12,29 @@
  *   absolute URL (302) · ssl-redirect 308 · whitelist 403 · default backend 404 ·
  *   no endpoints 503 · proxy (502 refused, 504 timeout).
  *
- * The hot path reads the request's headers once from `req.rawHeaders` (never building
- * `req.headers`), writes the upstream request head as one string, hands the response
- * headers to `res.writeHead` as a flat array, and arms no timer of its own.
+ * The hot path reads the request's headers once from the raw `[name, value, …]` array,
+ * writes the upstream request head as one string, writes the response head with the first
+ * piece of body, and arms no timer of its own.
  */
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server as HttpServer,
-  type ServerResponse,
-  type ClientRequest,
-} from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createHash } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
-import type { Duplex } from 'node:stream';
-import type { Socket, AddressInfo } from 'node:net';
-import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import { connect as netConnect, type AddressInfo, type Socket } from 'node:net';
+import { connect as tlsConnect, createSecureContext, type SecureContext } from 'node:tls';
 import { cidrContains, parseIPv4 } from '../cluster/index.js';
-import type { Logger } from '../util/log.js';
-import { formatAccessLog, newRequestId, seconds, timeLocalNow } from './access-log.js';
+import { preformattedInfo, type Logger } from '../util/log.js';
+import {
+  formatAccessLog,
+  formatAccessLogJson,
+  newRequestId,
+  seconds,
+  timeLocalNow,
+  type AccessLogEntry,
+} from './access-log.js';
 import { defaultTls, type TlsCertificate } from './certs.js';
 import {
   clientResponseHeaders,
+  connectionLines,
   scanRequestHeaders,
+  type ConnectionLines,
   upstreamRequestHead,
   type RequestHeaders,
   type UpstreamRequest,
@@ -51,6 +50,13 @@ import {
   type Upstream,
 } from './routes.js';
 import type { Endpoint } from './backends.js';
+import {
+  HttpServer,
+  ServerExchange,
+  type ClientConnection,
+  type RequestHead,
+  type ServerHandler,
+} from './server.js';
 import { UpstreamPool, type UpstreamConnection, type UpstreamExchange } from './upstream.js';
 import { escapeUri, expandTemplate, parseTarget } from './uri.js';
 
@@ -98,18 +104,8 @@ export function errorPage(status: number): string {
   return `<html>\r\n<head><title>${title}</title></head>\r\n<body>\r\n<center><h1>${title}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n`;
 }
 
-const kExchange = Symbol('kubewire.ingress.exchange');
-
-type Req = IncomingMessage & { [kExchange]?: Exchange };
-type Res = ServerResponse & { [kExchange]?: Exchange };
-
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
 const HOST_OK = /^[a-z0-9._-]*$/;
-
-function stripV4Mapped(a: string | undefined): string {
-  if (!a) return '';
-  return a.startsWith('::ffff:') ? a.slice(7) : a;
-}
 
 /** Host header → lowercase name without port or trailing dot; null when invalid (400). */
 export function hostName(header: string): string | null {
@@ -159,9 +155,10 @@ function originAllowed(allow: readonly string[], origin: string | undefined): bo
   });
 }
 
-/** One request from the client's to the access log's point of view (nginx's `$` variables). */
-class Exchange implements UpstreamExchange {
-  readonly start = performance.now();
+/** One request: its routing, its upstream side and what the access log prints of it. */
+class Exchange extends ServerExchange implements UpstreamExchange {
+  /** When the request head was in (for $request_time). */
+  readonly startedAt = performance.now();
   readonly method: string;
   /** The request target as received (for the log's "$request"). */
   readonly originalUrl: string;
@@ -178,30 +175,68 @@ class Exchange implements UpstreamExchange {
   /** Response headers to add (CORS, affinity cookie). */
   addHeaders: [string, string][] | null = null;
   attempts = 0;
-  /** The WebSocket path's timeout (http-proxy-3). */
-  timedOut = false;
   // The upstream side of a proxied request.
   upstream: Upstream | null = null;
   endpoint: Endpoint | null = null;
   request: UpstreamRequest | null = null;
-  conn: UpstreamConnection | null = null;
+  upstreamConn: UpstreamConnection | null = null;
   /** No request body (so the request may be sent again). */
   bodiless = true;
   /** The upstream gave no Content-Length: count the body. */
   countBody = false;
+  /** The access log line is written (or not wanted). */
+  logged = false;
 
   constructor(
     readonly proxy: IngressProxy,
-    readonly req: IncomingMessage,
-    readonly res: ServerResponse | null,
-    readonly scheme: 'http' | 'https',
+    conn: ClientConnection,
+    head: RequestHead,
   ) {
-    this.method = req.method ?? 'GET';
-    this.originalUrl = req.url ?? '';
-    const h = scanRequestHeaders(req.rawHeaders);
+    super(conn, head);
+    this.method = head.method;
+    this.originalUrl = head.url;
+    const h = scanRequestHeaders(head.rawHeaders);
     this.h = h;
     this.requestId = h.requestId !== undefined && h.requestId !== '' ? h.requestId : newRequestId();
   }
+
+  // ServerExchange: the client side
+
+  start(): void {
+    this.proxy.handle(this);
+  }
+
+  onBody(chunk: Buffer): boolean {
+    const c = this.upstreamConn;
+    if (c === null || this.bodiless) return true; // answered already: the body is dropped
+    return c.writeBody(chunk, this.request!.chunked);
+  }
+
+  onEnd(): void {
+    const c = this.upstreamConn;
+    if (c !== null && !this.bodiless) c.endBody(this.request!.chunked);
+  }
+
+  onDrain(): void {
+    this.upstreamConn?.resume();
+  }
+
+  onAbort(): void {
+    if (this.upstreamConn !== null) {
+      this.upstreamConn.destroy();
+      this.upstreamConn = null;
+    }
+    this.proxy.logAccess(this, 499);
+  }
+
+  onFinish(): void {
+    this.proxy.logAccess(this, this.status);
+  }
+
+  /** The status of the response written (for the log). */
+  status = 0;
+
+  // UpstreamExchange: the upstream side
 
   onUpstreamHead(status: number, reason: string, raw: string[]): void {
     this.proxy.upstreamHead(this, status, reason, raw);
@@ -209,54 +244,50 @@ class Exchange implements UpstreamExchange {
 
   onUpstreamBody(chunk: Buffer): void {
     if (this.countBody) this.bodyBytes += chunk.length;
-    const res = this.res!;
-    if (!res.write(chunk)) {
-      const c = this.conn!;
-      c.pause();
-      res.once('drain', () => c.resume());
-    }
+    if (!this.write(chunk)) this.upstreamConn!.pause();
   }
 
   onUpstreamEnd(last: Buffer | null): void {
-    this.conn = null;
+    this.upstreamConn = null;
     if (this.countBody) {
       if (last !== null) this.bodyBytes += last.length;
       this.upstreamLength = appendList(this.upstreamLength, String(this.bodyBytes));
     }
-    if (last !== null) this.res!.end(last);
-    else this.res!.end();
+    this.end(last);
   }
 
   onUpstreamError(err: NodeJS.ErrnoException, timedOut: boolean, stale: boolean): void {
-    this.conn = null;
+    this.upstreamConn = null;
     this.proxy.upstreamError(this, err, timedOut, stale);
   }
+
+  onUpstreamDrain(): void {
+    this.conn.resumeReading();
+  }
+}
+
+/** The connection's proxy_set_header lines (made on its first proxied request). */
+function linesOf(conn: ClientConnection): ConnectionLines {
+  return ((conn.context as ConnectionLines | null) ??= connectionLines(
+    conn.remoteAddress,
+    conn.localPort,
+    conn.scheme,
+  ));
 }
 
 const appendList = (list: string, v: string): string => (list === '' ? v : `${list}, ${v}`);
 
-/** res 'close': the access log line; a client gone mid-response drops its upstream. */
-function onResponseClose(this: Res): void {
-  const ex = this[kExchange];
-  if (ex === undefined) return;
-  if (ex.conn !== null) {
-    ex.conn.destroy();
-    ex.conn = null;
-  }
-  ex.proxy.logAccess(ex, this.writableFinished ? this.statusCode : 499);
-}
-
-export class IngressProxy {
+export class IngressProxy implements ServerHandler {
   private config: IngressConfig;
-  /** WebSocket upgrades only. */
-  private readonly wsProxy: ProxyServer;
   private readonly pool: UpstreamPool;
   private readonly contexts = new WeakMap<TlsCertificate, SecureContext>();
   private defaultContext: SecureContext | null = null;
-  private readonly servers: (HttpServer | HttpsServer)[] = [];
-  private readonly upgraded = new Set<Duplex>();
+  private readonly servers: HttpServer[] = [];
+  private readonly upgraded = new Set<Socket>();
   private readonly opts: Required<Omit<ProxyOptions, 'accessLog' | 'log'>>;
   private httpsPort = 443;
+  /** The access log's lines written without pino serializing them again (null: use info). */
+  private readonly fastLog: ((jsonMsg: string) => void) | null;
   /** Host header as received → server (null: invalid, 400); emptied on a reload. */
   private readonly hostCache = new Map<string, Server | null>();
 
@@ -273,15 +304,11 @@ export class IngressProxy {
       upstreamKeepAlive: options.upstreamKeepAlive ?? 320,
       upstreamKeepAliveTimeoutMs: options.upstreamKeepAliveTimeoutMs ?? 60_000,
     };
+    this.fastLog = options.accessLog ? preformattedInfo(options.accessLog) : null;
     this.pool = new UpstreamPool({
       maxIdle: this.opts.upstreamKeepAlive,
       idleTimeoutMs: this.opts.upstreamKeepAliveTimeoutMs,
     });
-    this.wsProxy = createProxyServer({ xfwd: false, toProxy: true, ws: true });
-    this.wsProxy.on('proxyReqWs', (proxyReq, req) => this.onProxyReqWs(proxyReq, req as Req));
-    this.wsProxy.on('error', (err, req, res) =>
-      this.onProxyError(err as NodeJS.ErrnoException, req as Req, res),
-    );
   }
 
   /** Swaps the routing table; requests in flight finish with the one they started with. */
@@ -298,62 +325,22 @@ export class IngressProxy {
   // Listening
 
   async listenHttp(host: string, port: number): Promise<AddressInfo> {
-    const server = createHttpServer({
-      maxHeaderSize: this.opts.maxHeaderSize,
-      headersTimeout: this.opts.headersTimeoutMs,
-      requestTimeout: this.opts.requestTimeoutMs,
-      keepAliveTimeout: this.opts.keepAliveTimeoutMs,
-      connectionsCheckingInterval: this.checkInterval(),
-    });
-    return this.listen(server, 'http', host, port);
+    const server = new HttpServer(this, this.opts, 'http');
+    this.servers.push(server);
+    return server.listen(port, host);
   }
 
   async listenHttps(host: string, port: number): Promise<AddressInfo> {
     const fake = defaultTls();
-    const server = createHttpsServer({
-      maxHeaderSize: this.opts.maxHeaderSize,
-      headersTimeout: this.opts.headersTimeoutMs,
-      requestTimeout: this.opts.requestTimeoutMs,
-      keepAliveTimeout: this.opts.keepAliveTimeoutMs,
-      connectionsCheckingInterval: this.checkInterval(),
+    const server = new HttpServer(this, this.opts, 'https', {
       cert: fake.cert,
       key: fake.key,
       SNICallback: (servername, cb) => cb(null, this.secureContextFor(servername)),
     });
-    server.on('tlsClientError', () => undefined);
-    const addr = await this.listen(server, 'https', host, port);
+    this.servers.push(server);
+    const addr = await server.listen(port, host);
     this.httpsPort = addr.port;
     return addr;
-  }
-
-  /** How often Node checks the header and request timeouts of open connections. */
-  private checkInterval(): number {
-    return Math.max(50, Math.min(1000, Math.floor(this.opts.headersTimeoutMs / 4)));
-  }
-
-  private listen(
-    server: HttpServer | HttpsServer,
-    scheme: 'http' | 'https',
-    host: string,
-    port: number,
-  ): Promise<AddressInfo> {
-    server.on('request', (req: IncomingMessage, res: ServerResponse) =>
-      this.handle(req, res, scheme),
-    );
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.handleUpgrade(req, socket, head, scheme),
-    );
-    server.on('clientError', (err, socket) =>
-      this.onClientError(err as NodeJS.ErrnoException, socket),
-    );
-    this.servers.push(server);
-    return new Promise((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve(server.address() as AddressInfo);
-      });
-    });
   }
 
   /**
@@ -362,18 +349,9 @@ export class IngressProxy {
    */
   async close(graceMs = 1000): Promise<void> {
     const timer = setTimeout(() => {
-      for (const s of this.servers) s.closeAllConnections();
       for (const u of this.upgraded) u.destroy();
     }, graceMs);
-    await Promise.all(
-      this.servers.map(
-        (s) =>
-          new Promise<void>((resolve) => {
-            s.close(() => resolve());
-            s.closeIdleConnections();
-          }),
-      ),
-    );
+    await Promise.all(this.servers.map((s) => s.close(graceMs)));
     clearTimeout(timer);
     for (const u of this.upgraded) u.destroy();
     this.pool.destroy();
@@ -400,6 +378,11 @@ export class IngressProxy {
 
   // -------------------------------------------------------------------------------------
   // Requests
+
+  /** ServerHandler: a new request. */
+  request(conn: ClientConnection, head: RequestHead): ServerExchange {
+    return new Exchange(this, conn, head);
+  }
 
   /** The server for a Host header as received (cached per value); null: invalid. */
   private serverFor(hostHeader: string): Server | null {
@@ -432,23 +415,27 @@ export class IngressProxy {
     return { server, location, uri: target.uri, args: target.args };
   }
 
-  handle(req: IncomingMessage, res: Res, scheme: 'http' | 'https'): void {
-    const ex = new Exchange(this, req, res, scheme);
-    res[kExchange] = ex;
-    res.once('close', onResponseClose);
+  handle(ex: Exchange): void {
+    const h = ex.h;
+    const scheme = ex.conn.scheme;
+    // node:http's checks before a request is handed over: Expect, Host (HTTP/1.1).
+    if (h.expect !== undefined && ex.head.versionMinor >= 1) {
+      if (h.expect.toLowerCase() !== '100-continue') return this.respond(ex, 417);
+      ex.writeContinue();
+    }
+    if (h.host === undefined && ex.head.versionMinor >= 1) return this.respond(ex, 400);
     const r = this.route(ex);
-    if (typeof r === 'number') return this.respond(res, ex, r);
+    if (typeof r === 'number') return this.respond(ex, r);
     const { server, location: loc, uri } = r;
     ex.location = loc;
     const s = loc.settings;
-    const h = ex.h;
 
     // find-config: client_max_body_size
     if (s.proxyBodySize > 0) {
       const cl = h.contentLength;
       if (cl !== undefined && Number(cl) > s.proxyBodySize) {
-        res.setHeader('connection', 'close');
-        return this.respond(res, ex, 413);
+        ex.keepAlive = false;
+        return this.respond(ex, 413);
       }
     }
     // rewrite phase (ngx_http_rewrite_module directives in template order, then Lua)
@@ -457,19 +444,20 @@ export class IngressProxy {
       if (ok) {
         const cors = this.corsHeaders(s.cors, h.origin);
         if (ex.method === 'OPTIONS') {
-          for (const [k, v] of cors) res.setHeader(k, v);
-          res.setHeader('content-type', 'text/plain charset=UTF-8');
-          res.setHeader('content-length', '0');
-          res.statusCode = 204;
-          res.end();
+          const out: string[] = [];
+          for (const [k, v] of cors) out.push(k, v);
+          out.push('content-type', 'text/plain charset=UTF-8', 'content-length', '0');
+          ex.status = 204;
+          ex.writeHead(204, 'No Content', out, true);
+          ex.end();
           return;
         }
         ex.addHeaders = cors;
       }
     }
-    if (s.redirect) return this.redirect(res, ex, s.redirect.code, s.redirect.url);
+    if (s.redirect) return this.redirect(ex, s.redirect.code, s.redirect.url);
     if (s.appRoot !== null && uri === '/') {
-      return this.redirect(res, ex, 302, `${scheme}://${h.host ?? ''}${s.appRoot}`);
+      return this.redirect(ex, 302, `${scheme}://${h.host ?? ''}${s.appRoot}`);
     }
     let newUri: string | null = null;
     let newArgs = r.args;
@@ -477,7 +465,7 @@ export class IngressProxy {
       const m = loc.rewrite.regex.exec(uri);
       if (m) {
         const out = expandTemplate(loc.rewrite.parts, m, (v) => this.variable(v, ex, uri, r.args));
-        if (loc.rewrite.redirect) return this.redirect(res, ex, 302, out);
+        if (loc.rewrite.redirect) return this.redirect(ex, 302, out);
         const q = out.indexOf('?');
         if (q >= 0) {
           newUri = out.slice(0, q);
@@ -498,45 +486,45 @@ export class IngressProxy {
         requestUri = requestUri.slice(0, -1);
       const host = hostName(h.host ?? '') ?? '';
       const port = s.usePortInRedirects && this.httpsPort !== 443 ? `:${this.httpsPort}` : '';
-      return this.redirect(res, ex, 308, `https://${host}${port}${requestUri}`);
+      return this.redirect(ex, 308, `https://${host}${port}${requestUri}`);
     }
     // access phase
     if (s.whitelist) {
-      const addr = parseIPv4(stripV4Mapped(req.socket.remoteAddress));
+      const addr = parseIPv4(ex.conn.remoteAddress);
       if (addr === null || !s.whitelist.some((c) => cidrContains(c, addr)))
-        return this.respond(res, ex, 403);
+        return this.respond(ex, 403);
     }
     // content: proxy_pass
     const upstream = loc.upstream;
     if (upstream === null) {
       ex.upstreamName = DEFAULT_UPSTREAM;
-      return this.respond(res, ex, 404);
+      return this.respond(ex, 404);
     }
     ex.upstreamName = upstream.name;
     ex.upstream = upstream;
     const endpoint = this.pickEndpoint(upstream, loc, ex);
-    if (endpoint === null) return this.respond(res, ex, 503);
-    let url: string;
-    if (newUri !== null) url = escapeUri(newUri) + (newArgs !== '' ? `?${newArgs}` : '');
-    else if (ex.originalUrl.charCodeAt(0) !== 47) {
-      const t = /^https?:\/\/[^/?#]*(.*)$/i.exec(ex.originalUrl);
-      url = t && t[1] !== '' ? (t[1]!.startsWith('/') ? t[1]! : `/${t[1]}`) : '/';
-    } else url = ex.originalUrl;
+    if (endpoint === null) return this.respond(ex, 503);
     const chunked = h.transferEncoding !== undefined;
     ex.bodiless = !chunked && (h.contentLength === undefined || Number(h.contentLength) === 0);
     ex.request = {
       method: ex.method,
-      url,
+      url: this.upstreamUrl(ex, newUri, newArgs),
       host: s.upstreamVhost ?? h.host ?? null,
       requestId: ex.requestId,
-      remoteAddr: stripV4Mapped(req.socket.remoteAddress),
       forwardedHost: h.host ?? '',
-      serverPort: String(req.socket.localPort ?? ''),
-      scheme,
+      lines: linesOf(ex.conn),
       prefix: newUri !== null ? s.xForwardedPrefix : null,
       chunked,
     };
     this.forward(ex, endpoint, false);
+  }
+
+  /** The path upstream: the rewritten URI (escaped) and arguments, or the target as received. */
+  private upstreamUrl(ex: Exchange, newUri: string | null, newArgs: string): string {
+    if (newUri !== null) return escapeUri(newUri) + (newArgs !== '' ? `?${newArgs}` : '');
+    if (ex.originalUrl.charCodeAt(0) === 47) return ex.originalUrl;
+    const t = /^https?:\/\/[^/?#]*(.*)$/i.exec(ex.originalUrl);
+    return t && t[1] !== '' ? (t[1]!.startsWith('/') ? t[1]! : `/${t[1]}`) : '/';
   }
 
   /** Sends the request to an endpoint; `again`: on a new connection after a stale one. */
@@ -554,13 +542,11 @@ export class IngressProxy {
       s.proxyConnectTimeout * 1000,
       again,
     );
-    ex.conn = conn;
-    const body = ex.bodiless ? null : ex.req;
+    ex.upstreamConn = conn;
     conn.send(
       ex,
       upstreamRequestHead(ex.request!, ex.h, e),
-      body,
-      ex.request!.chunked,
+      !ex.bodiless,
       s.proxyReadTimeout * 1000,
     );
   }
@@ -575,27 +561,13 @@ export class IngressProxy {
       ex.bodyBytes = Number(cl);
       ex.upstreamLength = appendList(ex.upstreamLength, cl);
     } else ex.countBody = true;
-    const res = ex.res!;
-    if (res.destroyed) return;
-    try {
-      res.writeHead(status, reason, head.headers);
-    } catch (err) {
-      // A header Node refuses to send (it would be refused by nginx as well): 502.
-      ex.conn?.destroy();
-      ex.conn = null;
-      this.options.log?.warn(
-        { err: (err as Error).message, upstream: ex.upstreamName },
-        'invalid upstream response',
-      );
-      if (!res.headersSent) this.respond(res, ex, 502);
-      else res.destroy();
-    }
+    ex.status = status;
+    ex.writeHead(status, reason, head.headers, cl !== undefined);
   }
 
   upstreamError(ex: Exchange, err: NodeJS.ErrnoException, timedOut: boolean, stale: boolean): void {
-    const res = ex.res!;
-    if (res.destroyed) return;
-    const retryable = ex.bodiless && IDEMPOTENT.has(ex.method) && !res.headersSent;
+    if (ex.finished) return;
+    const retryable = ex.bodiless && IDEMPOTENT.has(ex.method) && !ex.headersSent;
     // A keep-alive connection the upstream closed while idle: once more on a new one.
     if (stale && retryable) return this.forward(ex, ex.endpoint!, true);
     const status = timedOut ? 504 : 502;
@@ -615,11 +587,12 @@ export class IngressProxy {
       { err: err.message, code: err.code, upstream: upstream.name, addr: ex.upstreamAddr },
       'upstream error',
     );
-    if (res.headersSent) {
-      res.destroy();
+    if (ex.headersSent) {
+      // The response is under way: all the client can be told is that it is cut short.
+      ex.conn.socket.destroy();
       return;
     }
-    this.respond(res, ex, status);
+    this.respond(ex, status);
   }
 
   private addUpstreamResult(ex: Exchange, status: string): void {
@@ -641,7 +614,7 @@ export class IngressProxy {
     if (aff.expires !== null)
       cookie += `; Expires=${new Date(Date.now() + aff.expires * 1000).toUTCString()}`;
     if (aff.maxAge !== null) cookie += `; Max-Age=${aff.maxAge}`;
-    if (aff.secure || ex.scheme === 'https') cookie += '; Secure';
+    if (aff.secure || ex.conn.scheme === 'https') cookie += '; Secure';
     if (aff.sameSite !== null) cookie += `; SameSite=${aff.sameSite}`;
     (ex.addHeaders ??= []).push(['set-cookie', cookie]);
     return e;
@@ -664,10 +637,9 @@ export class IngressProxy {
   }
 
   private variable(name: string, ex: Exchange, uri: string, args: string): string {
-    const req = ex.req;
     switch (name) {
       case 'scheme':
-        return ex.scheme;
+        return ex.conn.scheme;
       case 'host':
         return hostName(ex.h.host ?? '') ?? '';
       case 'http_host':
@@ -681,94 +653,38 @@ export class IngressProxy {
       case 'is_args':
         return args !== '' ? '?' : '';
       case 'server_port':
-        return String(req.socket.localPort ?? '');
+        return ex.conn.localPort;
       case 'remote_addr':
-        return stripV4Mapped(req.socket.remoteAddress);
+        return ex.conn.remoteAddress;
       default:
         return '';
     }
   }
 
-  private respond(res: ServerResponse, ex: Exchange, status: number): void {
+  /** nginx's error page (or an empty redirect body's page) for a status. */
+  private respond(ex: Exchange, status: number, location?: string): void {
     const body = errorPage(status);
     ex.bodyBytes = Buffer.byteLength(body);
-    res.statusCode = status;
+    ex.status = status;
     // nginx turns keep-alive off after a request it could not parse or route (400).
-    if (status === 400) res.shouldKeepAlive = false;
-    res.setHeader('Content-Type', 'text/html');
-    res.setHeader('Content-Length', ex.bodyBytes);
-    res.setHeader('Server', 'nginx');
-    res.end(body);
+    if (status === 400) ex.keepAlive = false;
+    const headers = ['Content-Type', 'text/html', 'Content-Length', String(ex.bodyBytes)];
+    headers.push('Server', 'nginx');
+    if (location !== undefined) headers.unshift('Location', location);
+    ex.send(status, headers, body);
   }
 
-  private redirect(res: ServerResponse, ex: Exchange, status: number, location: string): void {
-    res.setHeader('Location', location);
-    this.respond(res, ex, status);
+  private redirect(ex: Exchange, status: number, location: string): void {
+    this.respond(ex, status, location);
   }
 
   // -------------------------------------------------------------------------------------
-  // WebSocket (http-proxy-3) and malformed requests
+  // WebSocket: the head goes upstream, then the bytes both ways
 
-  /** proxy_set_header as ingress-nginx's template sets them, on `req.headers` (WebSocket). */
-  private setProxyHeaders(req: Req, loc: Location, ex: Exchange, rewritten: boolean): void {
-    const h = req.headers;
-    const remote = stripV4Mapped(req.socket.remoteAddress);
-    const bestHost = h.host ?? '';
-    const originalXff = h['x-forwarded-for'];
-    if (loc.settings.upstreamVhost !== null) h.host = loc.settings.upstreamVhost;
-    h['x-request-id'] = ex.requestId;
-    h['x-real-ip'] = remote;
-    h['x-forwarded-for'] = remote;
-    h['x-forwarded-host'] = bestHost;
-    h['x-forwarded-port'] = String(req.socket.localPort ?? '');
-    h['x-forwarded-proto'] = ex.scheme;
-    h['x-forwarded-scheme'] = ex.scheme;
-    h['x-scheme'] = ex.scheme;
-    if (originalXff !== undefined && originalXff !== '')
-      h['x-original-forwarded-for'] = originalXff;
-    else delete h['x-original-forwarded-for'];
-    if (rewritten && loc.settings.xForwardedPrefix !== null)
-      h['x-forwarded-prefix'] = loc.settings.xForwardedPrefix;
-    delete h.proxy;
-    delete h['proxy-connection'];
-    delete h['keep-alive'];
-    if (!h.upgrade) delete h.connection;
-  }
-
-  private onProxyReqWs(proxyReq: ClientRequest, req: Req): void {
-    const ex = req[kExchange];
-    if (!ex || !ex.location) return;
-    const s = ex.location.settings;
-    const socket = proxyReq.socket as Socket | null;
-    if (socket && socket.connecting) {
-      const timer = setTimeout(() => {
-        ex.timedOut = true;
-        proxyReq.destroy();
-      }, s.proxyConnectTimeout * 1000);
-      socket.once('connect', () => clearTimeout(timer));
-      socket.once('close', () => clearTimeout(timer));
-    }
-    proxyReq.setTimeout(s.proxyReadTimeout * 1000, () => {
-      ex.timedOut = true;
-      proxyReq.destroy();
-    });
-  }
-
-  private onProxyError(err: NodeJS.ErrnoException, req: Req, res: unknown): void {
-    // Errors of proxy.ws without a callback, and stray errors: never crash the proxy.
-    this.options.log?.warn({ err: err.message, code: err.code, url: req.url }, 'proxy error');
-    if (
-      res &&
-      typeof (res as Duplex).destroy === 'function' &&
-      !(res as ServerResponse).headersSent
-    ) {
-      (res as Duplex).destroy();
-    }
-  }
-
-  private handleUpgrade(req: Req, socket: Duplex, head: Buffer, scheme: 'http' | 'https'): void {
-    const ex = new Exchange(this, req, null, scheme);
-    req[kExchange] = ex;
+  /** ServerHandler: an upgrade request; the socket is ours. */
+  upgrade(conn: ClientConnection, head: RequestHead, bodyHead: Buffer): void {
+    const ex = new Exchange(this, conn, head);
+    const socket = conn.takeSocket();
     socket.on('error', () => undefined);
     this.upgraded.add(socket);
     socket.once('close', () => this.upgraded.delete(socket));
@@ -785,69 +701,88 @@ export class IngressProxy {
     const loc = r.location;
     ex.location = loc;
     const s = loc.settings;
+    const scheme = conn.scheme;
     if (scheme === 'http' && (s.forceSslRedirect || (s.sslRedirect && r.server.tls !== null)))
       return fail(308);
     if (s.whitelist) {
-      const addr = parseIPv4(stripV4Mapped(req.socket.remoteAddress));
+      const addr = parseIPv4(conn.remoteAddress);
       if (addr === null || !s.whitelist.some((c) => cidrContains(c, addr))) return fail(403);
     }
     if (loc.upstream === null) return fail(404);
     ex.upstreamName = loc.upstream.name;
     const e = nextEndpoint(loc.upstream);
     if (e === null) return fail(503);
+    let url = ex.originalUrl;
     if (loc.rewrite) {
       const m = loc.rewrite.regex.exec(r.uri);
       if (m) {
         const out = expandTemplate(loc.rewrite.parts, m, (v) =>
           this.variable(v, ex, r.uri, r.args),
         );
-        req.url = escapeUri(out) + (r.args !== '' && !out.includes('?') ? `?${r.args}` : '');
+        url = escapeUri(out) + (r.args !== '' && !out.includes('?') ? `?${r.args}` : '');
       }
     }
     ex.upstreamAddr = `${e.ip}:${e.port}`;
-    this.setProxyHeaders(req, loc, ex, loc.rewrite !== null);
-    const https = s.backendProtocol === 'HTTPS';
-    this.wsProxy.ws(
-      req,
-      socket,
-      head,
-      { target: { protocol: https ? 'https:' : 'http:', host: e.ip, port: e.port }, secure: false },
-      (err) => {
-        this.options.log?.warn(
-          { err: (err as Error).message, upstream: ex.upstreamName },
-          'websocket upstream error',
-        );
-        if (socket.writable && !(socket as Socket).bytesWritten) fail(502);
-        else socket.destroy();
+    const upHead = upstreamRequestHead(
+      {
+        method: ex.method,
+        url,
+        host: s.upstreamVhost ?? ex.h.host ?? null,
+        requestId: ex.requestId,
+        forwardedHost: ex.h.host ?? '',
+        lines: linesOf(conn),
+        prefix: loc.rewrite !== null ? s.xForwardedPrefix : null,
+        chunked: false,
       },
+      ex.h,
+      e,
     );
+    const up =
+      s.backendProtocol === 'HTTPS'
+        ? tlsConnect({ host: e.ip, port: e.port, rejectUnauthorized: false })
+        : netConnect({ host: e.ip, port: e.port });
+    up.setNoDelay(true);
+    // proxy_connect_timeout, then proxy_read_timeout (nginx closes idle WebSockets too).
+    up.setTimeout(s.proxyConnectTimeout * 1000);
+    up.once(s.backendProtocol === 'HTTPS' ? 'secureConnect' : 'connect', () =>
+      up.setTimeout(s.proxyReadTimeout * 1000),
+    );
+    let answered = false;
+    up.once('data', () => (answered = true));
+    up.on('timeout', () =>
+      up.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
+    );
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      this.options.log?.warn(
+        { err: err.message, code: err.code, upstream: ex.upstreamName },
+        'websocket upstream error',
+      );
+      if (!answered && !ex.logged && socket.writable) fail(502);
+      else socket.destroy();
+    });
+    up.write(upHead, 'latin1');
+    if (bodyHead.length > 0) up.write(bodyHead);
+    up.pipe(socket);
+    socket.pipe(up);
     socket.once('close', () => {
-      ex.bodyBytes = 0;
-      this.logAccess(ex, 101);
+      up.destroy();
+      if (!ex.logged) {
+        ex.bodyBytes = 0;
+        this.logAccess(ex, 101);
+      }
     });
   }
 
-  private onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-    const busy = (socket as unknown as { _httpMessage?: unknown })._httpMessage;
-    if (err.code === 'ECONNRESET' || !socket.writable || busy) {
-      socket.destroy();
-      return;
-    }
-    const status =
-      err.code === 'HPE_HEADER_OVERFLOW'
-        ? 431
-        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? 408
-          : 400;
+  /** ServerHandler: a request that could not be parsed, or not in time. */
+  clientError(conn: ClientConnection, status: number): void {
     const body = errorPage(status);
-    socket.end(
+    conn.sendRaw(
       `HTTP/1.1 ${status} ${STATUS_TEXT[status]}\r\nServer: nginx\r\nDate: ${new Date().toUTCString()}\r\nContent-Type: text/html\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
     );
     if (this.options.accessLog) {
-      const s = socket as Socket;
       this.options.accessLog.info(
         formatAccessLog({
-          remoteAddr: stripV4Mapped(s.remoteAddress),
+          remoteAddr: conn.remoteAddress,
           remoteUser: '',
           timeLocal: timeLocalNow(),
           request: '',
@@ -886,29 +821,31 @@ export class IngressProxy {
   }
 
   logAccess(ex: Exchange, status: number): void {
+    if (ex.logged) return;
+    ex.logged = true;
     const log = this.options.accessLog;
     if (!log) return;
-    const req = ex.req;
-    log.info(
-      formatAccessLog({
-        remoteAddr: stripV4Mapped(req.socket.remoteAddress),
-        remoteUser: '',
-        timeLocal: timeLocalNow(),
-        request: `${ex.method} ${ex.originalUrl} HTTP/${req.httpVersion}`,
-        status,
-        bodyBytesSent: ex.bodyBytes,
-        referer: ex.h.referer ?? '',
-        userAgent: ex.h.userAgent ?? '',
-        requestLength: this.requestLength(ex),
-        requestTime: seconds(performance.now() - ex.start),
-        upstreamName: ex.upstreamName,
-        alternativeUpstreamName: '',
-        upstreamAddr: ex.upstreamAddr,
-        upstreamResponseLength: ex.upstreamLength,
-        upstreamResponseTime: ex.upstreamTime,
-        upstreamStatus: ex.upstreamStatus,
-        requestId: ex.requestId,
-      }),
-    );
+    const head = ex.head;
+    const entry: AccessLogEntry = {
+      remoteAddr: ex.conn.remoteAddress,
+      remoteUser: '',
+      timeLocal: timeLocalNow(),
+      request: `${ex.method} ${ex.originalUrl} HTTP/${head.versionMajor}.${head.versionMinor}`,
+      status,
+      bodyBytesSent: ex.bodyBytes,
+      referer: ex.h.referer ?? '',
+      userAgent: ex.h.userAgent ?? '',
+      requestLength: this.requestLength(ex),
+      requestTime: seconds(performance.now() - ex.startedAt),
+      upstreamName: ex.upstreamName,
+      alternativeUpstreamName: '',
+      upstreamAddr: ex.upstreamAddr,
+      upstreamResponseLength: ex.upstreamLength,
+      upstreamResponseTime: ex.upstreamTime,
+      upstreamStatus: ex.upstreamStatus,
+      requestId: ex.requestId,
+    };
+    if (this.fastLog !== null) this.fastLog(formatAccessLogJson(entry));
+    else log.info(formatAccessLog(entry));
   }
 }

@@ -5,61 +5,30 @@
  * between. The request head is written as one string; response headers arrive as the raw
  * flat array llhttp produces and the body as the parser's slices.
  *
- * Timeouts are socket inactivity timeouts, set when a connection is made and changed only
- * when a location asks for another value (no timer per request): proxy_connect_timeout
- * until connected, then proxy_read_timeout while a request is in flight; an idle pooled
- * connection closes after the same time without traffic (upstream-keepalive-timeout 60 s).
+ * Timeouts are inactivity timeouts checked by one interval timer for all connections (no
+ * timer per request or per socket): proxy_connect_timeout until connected, then
+ * proxy_read_timeout while a request is in flight; an idle pooled connection closes after
+ * upstream-keepalive-timeout (60 s) without traffic.
  *
- * The parser is `HTTPParser` of `node:_http_common` (the binding Node's http client and
- * server use; a documentation-only deprecation since Node 24, DEP0199), or of the
- * `http_parser` binding when that module is gone.
+ * The parser is Node's llhttp binding (llhttp.ts).
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
-import { createRequire } from 'node:module';
-import type { Readable } from 'node:stream';
-
-/** The parts of Node's HTTPParser (src/node_http_parser.cc) used here. */
-interface HTTPParser {
-  initialize(type: number, resource: object, maxHeaderSize: number, lenient: number): void;
-  execute(data: Buffer): number | Error;
-  finish(): number | Error | undefined;
-  close(): void;
-  [key: number]: unknown;
-}
-interface HTTPParserClass {
-  new (): HTTPParser;
-  RESPONSE: number;
-  kOnMessageBegin: number;
-  kOnHeaders: number;
-  kOnHeadersComplete: number;
-  kOnBody: number;
-  kOnMessageComplete: number;
-  kOnExecute: number;
-}
-
-function loadParser(): HTTPParserClass {
-  const require = createRequire(import.meta.url);
-  try {
-    const p = (require('node:_http_common') as { HTTPParser?: HTTPParserClass }).HTTPParser;
-    if (p) return p;
-  } catch {
-    // removed in this Node.js version: the binding itself
-  }
-  const binding = (
-    process as unknown as { binding(name: string): { HTTPParser: HTTPParserClass } }
-  ).binding('http_parser');
-  return binding.HTTPParser;
-}
-
-const Parser = loadParser();
-const kOnMessageBegin = Parser.kOnMessageBegin | 0;
-const kOnHeaders = Parser.kOnHeaders | 0;
-const kOnHeadersComplete = Parser.kOnHeadersComplete | 0;
-const kOnBody = Parser.kOnBody | 0;
-const kOnMessageComplete = Parser.kOnMessageComplete | 0;
-const kOnExecute = Parser.kOnExecute | 0;
-const PARSER_RESOURCE = { type: 'kubewire-ingress-upstream' };
+import {
+  consume,
+  kOnBody,
+  kOnExecute,
+  kOnHeaders,
+  kOnHeadersComplete,
+  kOnMessageBegin,
+  kOnMessageComplete,
+  noop,
+  Parser,
+  PARSER_RESOURCE,
+  setReading,
+  type HTTPParser,
+  type ParseError,
+} from './llhttp.js';
 
 /** What a connection reports to the request it carries. */
 export interface UpstreamExchange {
@@ -77,6 +46,8 @@ export interface UpstreamExchange {
    * it while idle); an idempotent request can go again on a new connection.
    */
   onUpstreamError(err: NodeJS.ErrnoException, timedOut: boolean, stale: boolean): void;
+  /** The connection can take more of the request body (after writeBody returned false). */
+  onUpstreamDrain(): void;
 }
 
 export interface UpstreamTarget {
@@ -84,13 +55,15 @@ export interface UpstreamTarget {
   port: number;
 }
 
-function noop(): void {}
-
 function upstreamError(message: string, code: string): NodeJS.ErrnoException {
   const e = new Error(message) as NodeJS.ErrnoException;
   e.code = code;
   return e;
 }
+
+/** Milliseconds, updated by the pool's check timer: activity stamps need no better. */
+let clock = Date.now();
+const CHECK_MS = 250;
 
 /** One connection to an endpoint and its response parser. */
 export class UpstreamConnection {
@@ -100,9 +73,12 @@ export class UpstreamConnection {
   /** Responses completed on this connection (0: never used). */
   served = 0;
   private connected = false;
+  /** The inactivity allowed now: connect, read or idle timeout. */
   private timeoutMs: number;
   /** proxy_read_timeout of the request in flight (applied once connected). */
   private readTimeoutMs = 0;
+  /** Last traffic (clock). */
+  private active = Date.now();
   private headers: string[] = [];
   /** The body piece received last, held until the next one or the end of the message. */
   private pending: Buffer | null = null;
@@ -112,6 +88,8 @@ export class UpstreamConnection {
   private error: NodeJS.ErrnoException | null = null;
   private timedOut = false;
   private closed = false;
+  /** The parser reads the socket itself (plain TCP), else 'data' events feed it. */
+  private consumed = false;
 
   constructor(
     private readonly pool: EndpointPool,
@@ -123,23 +101,20 @@ export class UpstreamConnection {
       : netConnect({ host: pool.ip, port: pool.port });
     s.setNoDelay(true);
     this.socket = s;
-    s.setTimeout(connectTimeoutMs);
+    pool.all.add(this);
     s.once(pool.tls ? 'secureConnect' : 'connect', () => {
       this.connected = true;
-      this.setTimeout(this.readTimeoutMs);
+      this.timeoutMs = this.exchange !== null ? this.readTimeoutMs : pool.idleTimeoutMs;
+      this.active = Date.now();
     });
-    s.on('data', (d: Buffer) => this.onData(d));
     s.on('end', () => this.onEnd());
     s.on('error', (err: NodeJS.ErrnoException) => {
       this.error ??= err;
     });
-    s.on('timeout', () => {
-      if (this.exchange !== null) this.timedOut = true;
-      s.destroy();
-    });
     s.on('close', () => this.onClose());
+    s.on('drain', () => this.exchange?.onUpstreamDrain());
 
-    const p = new Parser();
+    const p: HTTPParser = new Parser();
     p.initialize(Parser.RESPONSE, PARSER_RESOURCE, 0, 0);
     p[kOnMessageBegin] = noop;
     p[kOnExecute] = noop;
@@ -164,73 +139,65 @@ export class UpstreamConnection {
     };
     p[kOnMessageComplete] = () => this.onMessageComplete();
     this.parser = p;
+    this.consumed = !pool.tls && consume(p, s, (r) => this.afterExecute(r));
+    if (!this.consumed) s.on('data', (d: Buffer) => this.afterExecute(p.execute(d)));
   }
 
   get destroyed(): boolean {
     return this.closed || this.socket.destroyed;
   }
 
-  /** Changes the inactivity timeout (only when it differs: setTimeout allocates). */
-  setTimeout(ms: number): void {
-    if (ms !== this.timeoutMs) {
-      this.timeoutMs = ms;
-      if (this.connected) this.socket.setTimeout(ms);
-    }
+  /** The check timer: closes the connection after its inactivity timeout. */
+  check(now: number): void {
+    if (now - this.active <= this.timeoutMs || this.closed) return;
+    if (this.exchange !== null) this.timedOut = true;
+    this.socket.destroy();
   }
 
   /**
-   * Sends a request: `head` is the request line and headers with the final CRLF; `body`
-   * (null: none) is streamed after it, re-chunked when `chunked`.
+   * Sends a request: `head` is the request line and headers with the final CRLF. With
+   * `hasBody`, the body follows through writeBody and endBody.
    */
-  send(
-    ex: UpstreamExchange,
-    head: string,
-    body: Readable | null,
-    chunked: boolean,
-    readTimeoutMs: number,
-  ): void {
+  send(ex: UpstreamExchange, head: string, hasBody: boolean, readTimeoutMs: number): void {
     this.exchange = ex;
     this.gotResponse = false;
     this.error = null;
     this.timedOut = false;
-    if (this.connected) this.setTimeout(readTimeoutMs);
-    else this.readTimeoutMs = readTimeoutMs;
+    this.requestSent = !hasBody;
+    this.readTimeoutMs = readTimeoutMs;
+    if (this.connected) this.timeoutMs = readTimeoutMs;
+    this.active = Date.now(); // exact: the wait for the answer starts now
+    this.socket.write(head, 'latin1');
+  }
+
+  /** A piece of the request body (re-chunked when `chunked`); false: wait for drain. */
+  writeBody(chunk: Buffer, chunked: boolean): boolean {
+    this.active = clock;
     const s = this.socket;
-    if (body === null) {
-      this.requestSent = true;
-      s.write(head, 'latin1');
-      return;
-    }
-    this.requestSent = false;
-    s.write(head, 'latin1');
-    const onData = (chunk: Buffer): void => {
-      if (this.exchange !== ex) return;
-      const ok = chunked
-        ? s.write(`${chunk.length.toString(16)}\r\n`, 'latin1') &&
-          s.write(chunk) &&
-          s.write('\r\n', 'latin1')
-        : s.write(chunk);
-      if (!ok) {
-        body.pause();
-        s.once('drain', () => body.resume());
-      }
-    };
-    body.on('data', onData);
-    body.once('end', () => {
-      body.off('data', onData);
-      if (this.exchange !== ex) return;
-      if (chunked) s.write('0\r\n\r\n', 'latin1');
-      this.requestSent = true;
-    });
+    if (!chunked) return s.write(chunk);
+    s.cork();
+    s.write(`${chunk.length.toString(16)}\r\n`, 'latin1');
+    s.write(chunk);
+    const ok = s.write('\r\n', 'latin1');
+    s.uncork();
+    return ok;
+  }
+
+  /** The request body is complete. */
+  endBody(chunked: boolean): void {
+    if (chunked) this.socket.write('0\r\n\r\n', 'latin1');
+    this.requestSent = true;
   }
 
   /** Flow control for the response body (the client reads slower than upstream sends). */
   pause(): void {
-    this.socket.pause();
+    if (this.consumed) setReading(this.socket, false);
+    else this.socket.pause();
   }
 
   resume(): void {
-    this.socket.resume();
+    if (this.consumed) setReading(this.socket, true);
+    else this.socket.resume();
   }
 
   /** Drops the connection (the client went away mid-response, or an error). */
@@ -240,8 +207,9 @@ export class UpstreamConnection {
     this.socket.destroy();
   }
 
-  private onData(d: Buffer): void {
-    const r = this.parser.execute(d);
+  /** After the parser went through a read. */
+  private afterExecute(r: number | ParseError): void {
+    this.active = clock;
     // A body piece not followed by the end in this packet goes out now (streaming).
     const held = this.pending;
     if (held !== null) {
@@ -250,7 +218,7 @@ export class UpstreamConnection {
     }
     if (r instanceof Error) {
       this.error = upstreamError(
-        `upstream sent an invalid response: ${(r as NodeJS.ErrnoException).code ?? r.message}`,
+        `upstream sent an invalid response: ${r.code ?? r.message}`,
         'EPROTO',
       );
       this.socket.destroy();
@@ -296,10 +264,8 @@ export class UpstreamConnection {
 
   private release(): void {
     if (this.closed || this.socket.destroyed) return;
-    if (this.timeoutMs !== this.pool.idleTimeoutMs) {
-      this.timeoutMs = this.pool.idleTimeoutMs;
-      this.socket.setTimeout(this.timeoutMs);
-    }
+    this.timeoutMs = this.pool.idleTimeoutMs;
+    this.active = clock;
     this.pool.release(this);
   }
 
@@ -316,6 +282,7 @@ export class UpstreamConnection {
   private onClose(): void {
     this.closed = true;
     this.pool.remove(this);
+    this.pool.all.delete(this);
     const ex = this.exchange;
     this.exchange = null;
     this.parser.close();
@@ -333,6 +300,8 @@ export class UpstreamConnection {
 /** Idle connections to one endpoint (HTTP or HTTPS). */
 export class EndpointPool {
   readonly idle: UpstreamConnection[] = [];
+  /** Every open connection, idle or not (for the timeouts). */
+  readonly all = new Set<UpstreamConnection>();
 
   constructor(
     readonly ip: string,
@@ -368,9 +337,15 @@ export class UpstreamPool {
   private readonly byEndpointTls = new WeakMap<UpstreamTarget, EndpointPool>();
 
   private readonly opts: UpstreamPoolOptions;
+  private readonly timer: NodeJS.Timeout;
 
   constructor(opts: UpstreamPoolOptions) {
     this.opts = { ...opts };
+    this.timer = setInterval(() => {
+      clock = Date.now();
+      for (const p of this.pools.values()) for (const c of p.all) c.check(clock);
+    }, CHECK_MS);
+    this.timer.unref();
   }
 
   private pool(e: UpstreamTarget, tls: boolean): EndpointPool {

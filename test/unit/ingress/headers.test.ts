@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   clientResponseHeaders,
+  connectionLines,
   scanRequestHeaders,
   upstreamRequestHead,
   type UpstreamRequest,
@@ -12,10 +13,8 @@ const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
   url: '/blogroll/x',
   host: 'blog.webapp.com',
   requestId: 'abc',
-  remoteAddr: '10.1.0.89',
   forwardedHost: 'blog.webapp.com',
-  serverPort: '80',
-  scheme: 'http',
+  lines: connectionLines('10.1.0.89', '80', 'http'),
   prefix: null,
   chunked: false,
   ...over,
