@@ -122,3 +122,12 @@ export function setReading(socket: object, on: boolean): void {
   if (on) handle.readStart();
   else handle.readStop();
 }
+
+/**
+ * Frees a parser once its socket is closed: detached from the stream first, as node:http
+ * does, so the closed handle never calls back into a freed parser.
+ */
+export function closeParser(parser: HTTPParser, consumed: boolean): void {
+  if (consumed) (parser as ConsumingParser).unconsume();
+  parser.close();
+}

@@ -27,6 +27,7 @@ import {
 } from 'node:net';
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls';
 import {
+  closeParser,
   consume,
   currentBuffer,
   kOnBody,
@@ -533,7 +534,7 @@ export class ClientConnection {
   private onClose(): void {
     this.closed = true;
     this.server.connections.delete(this);
-    this.parser.close();
+    closeParser(this.parser, this.consumed);
     const ex = this.current;
     this.current = null;
     this.queue = null;

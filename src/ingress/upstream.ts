@@ -15,6 +15,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import {
+  closeParser,
   consume,
   kOnBody,
   kOnExecute,
@@ -285,7 +286,7 @@ export class UpstreamConnection {
     this.pool.all.delete(this);
     const ex = this.exchange;
     this.exchange = null;
-    this.parser.close();
+    closeParser(this.parser, this.consumed);
     if (ex === null) return;
     const err =
       this.error ??
