@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import {
   buildClusterState,
   loadManifests,
@@ -109,6 +109,7 @@ export class NodeAgent {
 
   async start(): Promise<void> {
     mkdirSync(this.layout.nodeDir(this.nodeName), { recursive: true });
+    this.writeDownNodes(); // none yet: not what a previous run of this agent left
     const state = this.computeState();
     const node = state.nodes.find((n) => n.name === this.nodeName);
     if (!node) throw new Error(`no Node named ${this.nodeName} in the manifests`);
@@ -149,10 +150,12 @@ export class NodeAgent {
   }
 
   /**
-   * A node went down or came back: kube-proxy's endpoints and the LoadBalancer
-   * announcements follow (queued behind any convergence in progress).
+   * A node went down or came back: the cluster DNS's endpoints (the down-nodes file, at
+   * once), kube-proxy's endpoints and the LoadBalancer announcements follow (queued
+   * behind any convergence in progress).
    */
   private livenessChanged(): void {
+    this.writeDownNodes();
     this.converging = this.converging.then(() => {
       const state = this.state;
       if (!state) return;
@@ -164,6 +167,22 @@ export class NodeAgent {
         this.logger.error({ err }, 'kube-proxy sync failed');
       }
     });
+  }
+
+  /**
+   * The nodes this agent counts as down, for the node's CoreDNS pods (src/dns/main.ts
+   * --down-nodes): their endpoints there are not ready, as in kube-proxy's rules. Written
+   * under a temporary name and renamed, so a reader never sees half of it.
+   */
+  private writeDownNodes(): void {
+    const file = this.layout.downNodesFile(this.nodeName);
+    const tmp = `${file}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify({ downNodes: [...this.downNodes()].sort() }) + '\n');
+      renameSync(tmp, file);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, file }, 'cannot write the down-nodes file');
+    }
   }
 
   private updateSpeaker(state: ClusterState): void {
