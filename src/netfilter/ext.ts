@@ -90,13 +90,35 @@ export const T_DROP = 1;
 export const T_REJECT = 2;
 export type TargetFn = (meta: PacketMeta, result: HookResult) => number;
 
+const FIRST_OF_EACH_ID = new WeakMap<readonly Opt[], Opt[]>();
+
+/** The first option entry of each id, in order (computed once per option table). */
+function firstOfEachId(opts: readonly Opt[]): Opt[] {
+  let list = FIRST_OF_EACH_ID.get(opts);
+  if (list === undefined) {
+    const seen = new Set<number>();
+    list = opts.filter((o) => !seen.has(o.id) && seen.add(o.id) !== undefined);
+    FIRST_OF_EACH_ID.set(opts, list);
+  }
+  return list;
+}
+
 export abstract class Ext {
   abstract readonly name: string;
   abstract readonly opts: readonly Opt[];
-  /** x6 options: libxtables checks once-only, invert and mandatory options itself. */
-  readonly generic: boolean = true;
   /** Options seen (1 << id). */
-  xflags = 0;
+  declare xflags: number;
+
+  constructor() {
+    // Assigned here rather than as a class field: a field initializer shared by every
+    // extension class defines the property megamorphically, which is slow.
+    this.xflags = 0;
+  }
+
+  /** x6 options: libxtables checks once-only, invert and mandatory options itself. */
+  get generic(): boolean {
+    return true;
+  }
 
   /** One option occurrence. `arg` is '' for options without argument. */
   abstract parse(id: number, arg: string, invert: boolean, ctx: ParseCtx): void;
@@ -145,10 +167,7 @@ export abstract class Ext {
   /** xtables_options_fcheck (mandatory / also / excl), then the extension's fcheck. */
   finalCheck(ctx: ParseCtx): void {
     if (this.generic) {
-      const seen = new Set<number>();
-      for (const e of this.opts) {
-        if (seen.has(e.id)) continue;
-        seen.add(e.id);
+      for (const e of firstOfEachId(this.opts)) {
         const ef = 1 << e.id;
         if (e.mand && !(this.xflags & ef)) {
           throw new ParameterProblem(`${this.name}: option "--${e.name}" must be specified\n`);
@@ -183,6 +202,13 @@ export abstract class MatchExt extends Ext {
   /** For the chain index: a plain `-m tcp/udp --dport N` (nothing else). */
   exactDport(): number {
     return -1;
+  }
+  /**
+   * The compiled match keeps state that the kernel restarts with every table change
+   * (statistic --mode nth): its chain is compiled again whenever its table changes.
+   */
+  get stateful(): boolean {
+    return false;
   }
   /** Matches that never affect the verdict (-m comment) do not break an index run. */
   get inert(): boolean {

@@ -168,7 +168,9 @@ const TCP_MATCH_OPTS: readonly Opt[] = [
 
 export class TcpMatch extends MatchExt {
   readonly name = 'tcp';
-  readonly generic = false;
+  get generic(): boolean {
+    return false;
+  }
   readonly opts: readonly Opt[] = TCP_MATCH_OPTS;
   spts: [number, number] = [0, 65535];
   dpts: [number, number] = [0, 65535];
@@ -1085,6 +1087,10 @@ export class StatisticMatch extends MatchExt {
     return ` statistic${this.dump('')}`;
   }
 
+  get stateful(): boolean {
+    return this.mode !== 'random';
+  }
+
   compile(env: EvalEnv): MatchFn {
     const inv = this.invert;
     if (this.mode === 'random') {
@@ -1409,7 +1415,9 @@ const SET_MATCH_OPTS: readonly Opt[] = [
 
 export class SetMatch extends MatchExt {
   readonly name = 'set';
-  readonly generic = false;
+  get generic(): boolean {
+    return false;
+  }
   readonly opts: readonly Opt[] = SET_MATCH_OPTS;
   setName = '';
   dirs: boolean[] = []; // true = src

@@ -103,6 +103,16 @@ interface Counter {
 }
 
 class Chain {
+  /**
+   * Hook mask with which the rules' checkentry tests last passed (-1: not yet). A chain
+   * object is never changed once committed (working copies copy it on first write and
+   * reset this), so an unchanged chain reached from the same hooks is not checked again.
+   */
+  checkedMask = -1;
+  /** Scratch of validate(): DFS colour (0 white, 1 grey, 2 black) and hook mask. */
+  color = 0;
+  mask = 0;
+
   constructor(
     readonly name: string,
     readonly builtin: boolean,
@@ -112,15 +122,26 @@ class Chain {
     public rules: Rule[],
   ) {}
 
-  clone(): Chain {
-    return new Chain(this.name, this.builtin, this.policy, this.counter, [...this.rules]);
+  clone(rules = [...this.rules]): Chain {
+    return new Chain(this.name, this.builtin, this.policy, this.counter, rules);
   }
 }
 
+/**
+ * A table: committed, or the working copy of a change. A working copy shares the chain
+ * objects of the table it was copied from and copies a chain only when the change
+ * writes to it ({@link Table.writable}), so a change to one chain of a big table costs
+ * that chain, and the commit recompiles and rechecks only the chains that changed.
+ */
 class Table {
+  /** Jumps to each chain (computed on demand, dropped on every write). */
+  private refCounts: Map<string, number> | null = null;
+
   constructor(
     readonly name: TableName,
     readonly chains: Map<string, Chain>,
+    /** Chains this working copy owns (may change in place); null for a committed table. */
+    private owned: Set<Chain> | null = null,
   ) {}
 
   static create(name: TableName): Table {
@@ -130,10 +151,43 @@ class Table {
     return new Table(name, chains);
   }
 
+  /** A working copy (copy-on-write of the chains). */
   clone(): Table {
-    const chains = new Map<string, Chain>();
-    for (const [n, c] of this.chains) chains.set(n, c.clone());
-    return new Table(this.name, chains);
+    return new Table(this.name, new Map(this.chains), new Set());
+  }
+
+  /** The chain, to be changed: a working copy's own copy of it (`flush`: emptied). */
+  writable(name: string, flush = false): Chain | undefined {
+    const c = this.chains.get(name);
+    if (c === undefined) return undefined;
+    if (this.owned === null) throw new Error('internal: writing to a committed table');
+    this.refCounts = null;
+    if (this.owned.has(c)) {
+      c.checkedMask = -1;
+      if (flush) c.rules = [];
+      return c;
+    }
+    const w = c.clone(flush ? [] : undefined);
+    this.chains.set(name, w);
+    this.owned.add(w);
+    return w;
+  }
+
+  /** Adds a new chain (owned by this working copy). */
+  add(c: Chain): void {
+    this.chains.set(c.name, c);
+    this.owned?.add(c);
+    this.refCounts = null;
+  }
+
+  /** The working copy becomes the committed table: nothing changes it any more. */
+  seal(): void {
+    this.owned = null;
+  }
+
+  /** Removes a chain (callers check that nothing refers to it). */
+  remove(name: string): void {
+    this.chains.delete(name);
   }
 
   /** iptc_first_chain order: built-ins in hook order, then user chains sorted (strcmp). */
@@ -145,10 +199,20 @@ class Table {
     return [...builtins, ...users];
   }
 
+  /** Rules that jump or go to `name`. */
   references(name: string): number {
-    let n = 0;
-    for (const c of this.chains.values()) for (const r of c.rules) if (r.chainTarget === name) n++;
-    return n;
+    let refs = this.refCounts;
+    if (refs === null) {
+      refs = new Map();
+      for (const c of this.chains.values()) {
+        for (const r of c.rules) {
+          const t = r.chainTarget;
+          if (t !== '') refs.set(t, (refs.get(t) ?? 0) + 1);
+        }
+      }
+      this.refCounts = refs;
+    }
+    return refs.get(name) ?? 0;
   }
 }
 
@@ -200,6 +264,16 @@ interface IndexRun {
 
 interface CChain {
   name: string;
+  /** The committed chain object. */
+  src: Chain;
+  /**
+   * The chain object `rules` were compiled from; null when they must be compiled (again)
+   * before use. Chains are compiled when a packet first enters them, so a commit costs
+   * only what changed, and chains no packet reaches cost no compiled form.
+   */
+  built: Chain | null;
+  /** A rule keeps state in its compiled matches: compiled again with every table change. */
+  stateful: boolean;
   rules: CRule[];
   runAt: Array<IndexRun | undefined>;
   policy: 'ACCEPT' | 'DROP' | null;
@@ -213,6 +287,8 @@ interface CTable {
 }
 
 const NO_MATCHES: MatchFn[] = [];
+const NO_RULES: CRule[] = [];
+const NO_RUNS: Array<IndexRun | undefined> = [];
 
 /** Runs shorter than this are evaluated rule by rule. */
 export const MIN_INDEX_RUN = 4;
@@ -224,7 +300,7 @@ function indexKey(dst: number, proto: number, dport: number): number {
 
 /** The (dst, proto, dport) key of a rule that differs from its neighbours only in those, or -1. */
 function ruleIndexKey(r: Rule): number {
-  if (r.smsk !== 0 || r.invSrc || r.dmsk !== 0xffffffff || r.invDst) return -1;
+  if (r.smsk !== 0 || r.invSrc || r.dmsk !== -1 || r.invDst) return -1;
   if (r.inIf !== '' || r.outIf !== '' || r.frag) return -1;
   if ((r.proto !== 6 && r.proto !== 17) || r.invProto) return -1;
   let dport = -1;
@@ -234,7 +310,7 @@ function ruleIndexKey(r: Rule): number {
     dport = m.exactDport();
     if (dport < 0) return -1;
   }
-  return dport < 0 ? -1 : indexKey(r.dst, r.proto, dport);
+  return dport < 0 ? -1 : indexKey(r.dst >>> 0, r.proto, dport);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -340,7 +416,10 @@ export class Netfilter {
       t = Table.create(name);
       this.tables.set(name, t);
       this.tableOrder.unshift(name);
-      this.compiled.set(name, this.compileTable(t));
+      const ct: CTable = { name, hooks: [null, null, null, null, null], chains: new Map() };
+      this.compileInto(ct, t);
+      for (const b of TABLE_BUILTINS[name]) ct.hooks[HOOK_OF[b]!] = ct.chains.get(b)!;
+      this.compiled.set(name, ct);
     }
     return t;
   }
@@ -348,6 +427,11 @@ export class Netfilter {
   /** @internal the committed table (instantiating it). */
   committedTable(name: TableName): Table {
     return this.instantiate(name);
+  }
+
+  /** Whether `table` has a chain of that name (without instantiating the table). */
+  hasChain(table: string, chain: string): boolean {
+    return isTableName(table) && (this.tables.get(table)?.chains.has(chain) ?? false);
   }
 
   /** Names of the instantiated tables, in iptables-save order. */
@@ -373,6 +457,7 @@ export class Netfilter {
     const stackChain = this.stackChain;
     const stackPc = this.stackPc;
     const stackSkip = this.stackSkip;
+    if (base.built === null) this.build(base, ct);
     let chain = base;
     let rules = chain.rules;
     let pc = 0;
@@ -453,6 +538,7 @@ export class Netfilter {
           stackSkip[sp] = r.nextSkip ? 1 : 0;
           sp++;
           chain = r.jump!;
+          if (chain.built === null) this.build(chain, ct);
           rules = chain.rules;
           pc = 0;
           skip = false;
@@ -460,6 +546,7 @@ export class Netfilter {
         case K_GOTO:
           if (trace) this.emit(ct, chain, r);
           chain = r.jump!;
+          if (chain.built === null) this.build(chain, ct);
           rules = chain.rules;
           pc = 0;
           skip = false;
@@ -508,25 +595,46 @@ export class Netfilter {
 
   /* ---------------------------------------------------------------- compile */
 
-  private compileTable(t: Table): CTable {
-    const cchains = new Map<string, CChain>();
+  /**
+   * Brings a compiled table to `t`: compiled chains are kept by name (jumps point at
+   * them), chains that are gone are dropped, and chains whose object changed (a
+   * committed chain object never changes) are marked to be compiled on first use.
+   */
+  private compileInto(ct: CTable, t: Table): void {
+    const cchains = ct.chains;
+    for (const name of cchains.keys()) if (!t.chains.has(name)) cchains.delete(name);
     for (const c of t.chains.values()) {
-      cchains.set(c.name, {
-        name: c.name,
-        rules: [],
-        runAt: [],
-        policy: c.policy,
-        counter: c.counter,
-      });
+      const cc = cchains.get(c.name);
+      if (cc === undefined) {
+        cchains.set(c.name, {
+          name: c.name,
+          src: c,
+          built: null,
+          stateful: false,
+          rules: NO_RULES,
+          runAt: NO_RUNS,
+          policy: c.policy,
+          counter: c.counter,
+        });
+        continue;
+      }
+      cc.policy = c.policy;
+      cc.counter = c.counter;
+      if (cc.built === c && !cc.stateful) continue;
+      cc.src = c;
+      cc.built = null;
+      cc.rules = NO_RULES;
+      cc.runAt = NO_RUNS;
     }
-    for (const c of t.chains.values()) {
-      const cc = cchains.get(c.name)!;
-      cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, cchains));
-      cc.runAt = this.useIndex ? buildIndex(c.rules, cc.rules) : [];
-    }
-    const hooks: Array<CChain | null> = [null, null, null, null, null];
-    for (const b of TABLE_BUILTINS[t.name]) hooks[HOOK_OF[b]!] = cchains.get(b)!;
-    return { name: t.name, hooks, chains: cchains };
+  }
+
+  /** Compiles a chain of the committed table `ct` (see CChain.built). */
+  private build(cc: CChain, ct: CTable): void {
+    const c = cc.src;
+    cc.stateful = c.rules.some((r) => r.stateful);
+    cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, ct.chains));
+    cc.runAt = this.useIndex ? buildIndex(c.rules, cc.rules) : NO_RUNS;
+    cc.built = c;
   }
 
   private compileRule(r: Rule, num: number, chains: Map<string, CChain>): CRule {
@@ -578,36 +686,58 @@ export class Netfilter {
 
   /* ---------------------------------------------------------------- validation and commit */
 
-  /** translate_table's checks: jumps, loops (ELOOP), per-rule checkentry with hook masks (EINVAL). */
+  /**
+   * translate_table's checks: jumps, loops (ELOOP), per-rule checkentry with hook masks
+   * (EINVAL). Chains are walked depth-first from the built-ins in hook order (a chain
+   * finished from one hook has no loop below it, so it is not walked again from the
+   * next); the hook masks then flow along the jumps in topological order. Checkentry
+   * runs again only for chains that changed or are now reached from other hooks.
+   */
   private validate(t: Table): void {
-    const hookMask = new Map<string, number>();
+    const chains = t.chains;
+    for (const c of chains.values()) {
+      c.color = 0;
+      c.mask = 0;
+    }
+    const finished: Chain[] = [];
+    const visit = (c: Chain): void => {
+      c.color = 1;
+      for (const r of c.rules) {
+        const tgt = r.chainTarget;
+        if (tgt === '') continue;
+        const tc = chains.get(tgt);
+        if (!tc) throw new KernelError('ENOENT');
+        if (tc.builtin) throw new KernelError('EINVAL');
+        if (tc.color === 1) throw new KernelError('ELOOP');
+        if (tc.color === 0) visit(tc);
+      }
+      c.color = 2;
+      finished.push(c);
+    };
     for (const b of TABLE_BUILTINS[t.name]) {
-      const bit = 1 << HOOK_OF[b]!;
-      const color = new Map<string, number>();
-      const visit = (c: Chain): void => {
-        color.set(c.name, 1);
-        hookMask.set(c.name, (hookMask.get(c.name) ?? 0) | bit);
-        for (const r of c.rules) {
-          const tgt = r.chainTarget;
-          if (tgt === '') continue;
-          const tc = t.chains.get(tgt);
-          if (!tc) throw new KernelError('ENOENT');
-          if (tc.builtin) throw new KernelError('EINVAL');
-          const col = color.get(tgt) ?? 0;
-          if (col === 1) throw new KernelError('ELOOP');
-          if (col === 0) visit(tc);
-        }
-        color.set(c.name, 2);
-      };
-      visit(t.chains.get(b)!);
+      const c = chains.get(b)!;
+      c.mask = 1 << HOOK_OF[b]!;
+      visit(c);
+    }
+    // Reverse post-order is a topological order of the jumps (there is no loop).
+    for (let i = finished.length - 1; i >= 0; i--) {
+      const c = finished[i]!;
+      for (const r of c.rules) {
+        if (r.chainTarget !== '') chains.get(r.chainTarget)!.mask |= c.mask;
+      }
     }
     const ctx = { table: t.name as string, hookMask: 0, proto: 0, invProto: false };
-    for (const c of t.chains.values()) {
-      ctx.hookMask = hookMask.get(c.name) ?? 0;
+    for (const c of chains.values()) {
+      if (c.checkedMask === c.mask) {
+        // Checked before, with the same hooks; only the ipsets may have changed since.
+        for (const r of c.rules) if (r.hasRefs) this.checkSets(r);
+        continue;
+      }
+      ctx.hookMask = c.mask;
       for (const r of c.rules) {
         const tgt = r.chainTarget;
         if (tgt !== '') {
-          const tc = t.chains.get(tgt);
+          const tc = chains.get(tgt);
           if (!tc) throw new KernelError('ENOENT');
           if (tc.builtin) throw new KernelError('EINVAL');
         }
@@ -620,6 +750,15 @@ export class Netfilter {
         }
         if (r.target && !r.target.check(ctx)) throw new KernelError('EINVAL');
       }
+      c.checkedMask = c.mask;
+    }
+  }
+
+  /** The ipsets a rule names exist (ENOENT otherwise). */
+  private checkSets(r: Rule): void {
+    for (const m of r.matches) {
+      if (m.name !== 'set') continue;
+      for (const n of m.setNames()) if (!this.ipsets.get(n)) throw new KernelError('ENOENT');
     }
   }
 
@@ -636,11 +775,13 @@ export class Netfilter {
    */
   private swapIn(txn: Txn): void {
     for (const [name, t] of txn.work) {
-      for (const c of t.chains.values()) {
-        if (c.builtin && !txn.countersSet.has(c.counter)) c.counter = { packets: 0, bytes: 0 };
+      for (const b of TABLE_BUILTINS[name]) {
+        const c = t.chains.get(b)!;
+        if (!txn.countersSet.has(c.counter)) c.counter = { packets: 0, bytes: 0 };
       }
+      t.seal();
       this.tables.set(name, t);
-      this.compiled.set(name, this.compileTable(t));
+      this.compileInto(this.compiled.get(name)!, t);
     }
     this.refreshReferences();
   }
@@ -651,6 +792,7 @@ export class Netfilter {
     for (const t of this.tables.values()) {
       for (const c of t.chains.values()) {
         for (const r of c.rules) {
+          if (!r.hasRefs) continue;
           for (const m of r.matches) {
             if (m.name === 'recent') for (const n of m.recentNames()) recent.add(n);
             else if (m.name === 'set')
@@ -739,10 +881,10 @@ export class Netfilter {
     for (const s of p.srcs) {
       for (const d of p.dsts) {
         const r = new Rule();
-        r.src = s.addr;
-        r.smsk = s.mask;
-        r.dst = d.addr;
-        r.dmsk = d.mask;
+        r.src = s.addr | 0;
+        r.smsk = s.mask | 0;
+        r.dst = d.addr | 0;
+        r.dmsk = d.mask | 0;
         r.invSrc = p.invSrc;
         r.invDst = p.invDst;
         r.inIf = p.inIf;
@@ -783,11 +925,12 @@ export class Netfilter {
       }
       const view = cmd === CMD_CHECK ? (txn.work.get(name) ?? committed) : txn.table(name);
       const rules = this.buildRules(p, view);
-      const ch = chainOf(view, p.chain);
+      let ch = chainOf(view, p.chain);
       for (const r of rules) {
         if (r.chainTarget !== '' && view.chains.get(r.chainTarget)!.builtin)
           throw new KernelError('EINVAL');
       }
+      if (cmd !== CMD_CHECK) ch = view.writable(ch.name)!;
       switch (cmd) {
         case CMD_APPEND:
           ch.rules.push(...rules);
@@ -814,15 +957,16 @@ export class Netfilter {
     }
     switch (cmd) {
       case CMD_DELETE_NUM: {
-        const ch = chainOf(txn.table(name), p.chain);
+        const t = txn.table(name);
+        const ch = chainOf(t, p.chain);
         if (p.rulenum - 1 >= ch.rules.length) throw new KernelError('E2BIG_DEL');
-        ch.rules.splice(p.rulenum - 1, 1);
+        t.writable(ch.name)!.rules.splice(p.rulenum - 1, 1);
         return '';
       }
       case CMD_FLUSH: {
         const t = txn.table(name);
         const chains = p.chain === null ? [...t.chains.values()] : [chainOf(t, p.chain)];
-        for (const c of chains) c.rules = [];
+        for (const c of chains) if (c.rules.length > 0) t.writable(c.name, true);
         return '';
       }
       case CMD_ZERO:
@@ -833,7 +977,7 @@ export class Netfilter {
         const t = txn.table(name);
         if (t.chains.has(p.chain!) || STANDARD_VERDICTS.has(p.chain!))
           throw new KernelError('EEXIST');
-        t.chains.set(p.chain!, new Chain(p.chain!, false, null, { packets: 0, bytes: 0 }, []));
+        t.add(new Chain(p.chain!, false, null, { packets: 0, bytes: 0 }, []));
         return '';
       }
       case CMD_DELETE_CHAIN: {
@@ -862,18 +1006,21 @@ export class Netfilter {
           throw new KernelError('EEXIST_FILE');
         const c = t.chains.get(p.chain!);
         if (!c || c.builtin) throw new KernelError('ENOENT');
-        t.chains.delete(c.name);
-        t.chains.set(newname, new Chain(newname, false, null, c.counter, c.rules));
-        for (const ch of t.chains.values()) {
-          ch.rules = ch.rules.map((r) => (r.chainTarget === c.name ? retarget(r, newname) : r));
+        t.remove(c.name);
+        t.add(new Chain(newname, false, null, c.counter, [...c.rules]));
+        for (const ch of [...t.chains.values()]) {
+          if (!ch.rules.some((r) => r.chainTarget === c.name)) continue;
+          const w = t.writable(ch.name)!;
+          w.rules = w.rules.map((r) => (r.chainTarget === c.name ? retarget(r, newname) : r));
         }
         return '';
       }
       case CMD_SET_POLICY: {
         const t = txn.table(name);
-        const c = t.chains.get(p.chain!);
-        if (!c || !c.builtin) throw new KernelError('EBADPOLICYCHAIN');
+        const found = t.chains.get(p.chain!);
+        if (!found || !found.builtin) throw new KernelError('EBADPOLICYCHAIN');
         if (p.policy !== 'ACCEPT' && p.policy !== 'DROP') throw new KernelError('EBADPOLICY');
+        const c = t.writable(found.name)!;
         c.policy = p.policy;
         if (p.options & OPT_COUNTERS) {
           c.counter = { packets: p.pcnt, bytes: p.bcnt };
@@ -1026,20 +1173,25 @@ export class Netfilter {
       const msg = `${program}: line ${n} failed`;
       return new IptablesError(msg, `${msg}\n`, 1);
     };
-    const lines = text.split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
-    for (const raw of lines) {
+    const services = { ipsets: this.ipsets };
+    const n = text.length;
+    let start = 0;
+    while (start < n) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = n;
+      // The line as fgets() returns it, with its newline (added to a last line without one).
+      const buffer = end < n ? text.slice(start, end + 1) : text.slice(start) + '\n';
+      start = end + 1;
       line++;
-      const ectx = this.errorContext(program, line);
-      const buffer = raw + '\n';
+      const first = buffer.charCodeAt(0);
       try {
-        if (buffer[0] === '\n' || buffer[0] === '#') continue;
+        if (first === 10 /* \n */ || first === 35 /* # */) continue;
         if (buffer === 'COMMIT\n' && current !== null) {
           this.validateOrFail(txn, current, line, failed);
           current = null;
           continue;
         }
-        if (buffer[0] === '*' && current === null) {
+        if (first === 42 /* * */ && current === null) {
           const tname = buffer
             .slice(1)
             .split(/[ \t\n]/)
@@ -1052,19 +1204,21 @@ export class Netfilter {
           current = tname;
           if (!noflush) {
             const t = txn.table(tname);
-            for (const c of t.chains.values()) c.rules = [];
-            for (const c of [...t.chains.values()]) if (!c.builtin) t.chains.delete(c.name);
+            for (const c of [...t.chains.values()]) {
+              if (!c.builtin) t.remove(c.name);
+              else if (c.rules.length > 0) t.writable(c.name, true);
+            }
           }
           continue;
         }
-        if (buffer[0] === ':' && current !== null) {
+        if (first === 58 /* : */ && current !== null) {
           this.restoreChainLine(txn, txn.table(current), buffer, line, noflush, counters, program);
           continue;
         }
         if (current === null) throw failed(line);
         const argv: string[] = ['-t', current];
         let rest = buffer;
-        if (rest[0] === '[') {
+        if (first === 91 /* [ */) {
           const close = rest.indexOf(']');
           if (close < 0) throw new ParameterProblem(`Bad line ${line}: need ]`);
           const inner = rest.slice(1, close);
@@ -1073,8 +1227,8 @@ export class Netfilter {
           if (counters) argv.push('--set-counters', inner.slice(0, colon), inner.slice(colon + 1));
           rest = rest.slice(close + 1);
         }
-        argv.push(...tokenizeRestoreLine(rest));
-        const p = parseCommand(argv, { ipsets: this.ipsets }, true);
+        tokenizeRestoreLine(rest, argv);
+        const p = parseCommand(argv, services, true);
         if (p.command & (CMD_VERSION | CMD_HELP)) continue;
         try {
           this.execute(p, txn);
@@ -1084,7 +1238,7 @@ export class Netfilter {
         }
       } catch (e) {
         if (e instanceof IptablesError) throw e;
-        throw this.toIptablesError(e, ectx);
+        throw this.toIptablesError(e, this.errorContext(program, line));
       }
     }
     if (current !== null) {
@@ -1131,10 +1285,10 @@ export class Netfilter {
       throw new ParameterProblem(`Invalid chain name \`${chain}' (28 chars max)`);
     const existing = t.chains.get(chain);
     if (!existing || !existing.builtin) {
-      if (noflush && existing) existing.rules = [];
+      if (noflush && existing) t.writable(chain, true);
       else if (existing || STANDARD_VERDICTS.has(chain)) {
         throw new ParameterProblem(`error creating chain '${chain}':File exists`);
-      } else t.chains.set(chain, new Chain(chain, false, null, { packets: 0, bytes: 0 }, []));
+      } else t.add(new Chain(chain, false, null, { packets: 0, bytes: 0 }, []));
     }
     const policy = words[1];
     if (policy === undefined) throw new ParameterProblem(`${program}: line ${line} policy invalid`);
@@ -1146,14 +1300,15 @@ export class Netfilter {
       if (!m) throw new ParameterProblem(`invalid policy counters for chain '${chain}'`);
       count = { packets: Number(m[1]), bytes: Number(m[2]) };
     }
-    const c = t.chains.get(chain)!;
+    const found = t.chains.get(chain)!;
     let err: string | null = null;
-    if (!c.builtin) err = errnoText.EBADPOLICYCHAIN;
+    if (!found.builtin) err = errnoText.EBADPOLICYCHAIN;
     else if (policy !== 'ACCEPT' && policy !== 'DROP') err = errnoText.EBADPOLICY;
     if (err !== null) {
       const msg = `${program} v${this.version} (legacy): Can't set policy \`${policy}' on \`${chain}' line ${line}: ${err}`;
       throw new IptablesError(msg, `${msg}\n`, 1);
     }
+    const c = t.writable(chain)!;
     c.policy = policy as 'ACCEPT' | 'DROP';
     if (counters && count) {
       c.counter = count;
@@ -1175,15 +1330,17 @@ export class Netfilter {
 
   /** Index runs of a chain (for tests and introspection): [first, last] rule numbers, 1-based. */
   indexRuns(table: TableName, chain: string): Array<[number, number]> {
-    const cc = this.compiled.get(table)?.chains.get(chain);
-    if (!cc) return [];
+    const ct = this.compiled.get(table);
+    const cc = ct?.chains.get(chain);
+    if (!ct || !cc) return [];
+    if (cc.built === null) this.build(cc, ct);
     return cc.runAt.filter((r): r is IndexRun => r !== undefined).map((r) => [r.start + 1, r.end]);
   }
 }
 
 function ruleMatches(r: CRule, m: PacketMeta): boolean {
-  if (((m.src & r.smsk) >>> 0 === r.src) === r.invSrc) return false;
-  if (((m.dst & r.dmsk) >>> 0 === r.dst) === r.invDst) return false;
+  if (((m.src & r.smsk) === r.src) === r.invSrc) return false;
+  if (((m.dst & r.dmsk) === r.dst) === r.invDst) return false;
   if (r.inIf !== null && (r.inPrefix ? m.inIf.startsWith(r.inIf) : m.inIf === r.inIf) === r.invIn)
     return false;
   if (
@@ -1235,7 +1392,7 @@ function deleteChain(t: Table, name: string): void {
   if (c.builtin) throw new KernelError('EINVAL');
   if (t.references(name) > 0) throw new KernelError('EMLINK');
   if (c.rules.length > 0) throw new KernelError('ENOTEMPTY');
-  t.chains.delete(name);
+  t.remove(name);
 }
 
 /** A copy of a rule jumping to a renamed chain. */
@@ -1246,8 +1403,7 @@ function retarget(r: Rule, chain: string): Rule {
 }
 
 /** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
-export function tokenizeRestoreLine(s: string): string[] {
-  const out: string[] = [];
+export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
   const n = s.length;
   let i = 0;
   let buf = '';

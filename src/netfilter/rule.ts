@@ -10,6 +10,10 @@ import { ipToString, maskToSaveString } from './util.js';
 export const STANDARD_VERDICTS = new Set(['ACCEPT', 'DROP', 'RETURN', 'QUEUE']);
 
 export class Rule {
+  /**
+   * Addresses and masks as signed 32-bit integers (`addr | 0`): V8 keeps those as small
+   * integers inside the object, where unsigned values above 2^31 would each be boxed.
+   */
   src = 0;
   smsk = 0;
   dst = 0;
@@ -34,13 +38,35 @@ export class Rule {
   packets = 0;
   bytes = 0;
 
-  /** " -s …" up to (not including) the target: iptables-save's rule text before -c/-j. */
-  matchText = '';
-  /** " -j NAME …" / " -g CHAIN", or '' when the rule has no target. */
-  targetText = '';
+  /** A chain this rule jumps or goes to ('' if none). */
+  chainTarget = '';
+  /** The rule has a match that names recent lists or ipsets. */
+  hasRefs = false;
+  /** A match keeps state in its compiled form (statistic --mode nth): see Netfilter's compile. */
+  stateful = false;
 
-  /** Computes the texts; call once the rule is complete (rules are immutable afterwards). */
+  /** Call once the rule is complete (rules are immutable afterwards). */
   finish(): this {
+    this.chainTarget =
+      this.target === null && this.jump !== '' && !STANDARD_VERDICTS.has(this.jump)
+        ? this.jump
+        : '';
+    let refs = false;
+    let stateful = false;
+    for (const m of this.matches) {
+      if (m.name === 'recent' || m.name === 'set') refs = true;
+      if (m.stateful) stateful = true;
+    }
+    this.hasRefs = refs;
+    this.stateful = stateful;
+    return this;
+  }
+
+  /**
+   * " -s …" up to (not including) the target: iptables-save's rule text before -c/-j.
+   * Computed when asked (saving and listing are rare; a rule set is large).
+   */
+  get matchText(): string {
     let s = saveAddr('s', this.src, this.smsk, this.invSrc);
     s += saveAddr('d', this.dst, this.dmsk, this.invDst);
     s += saveIface('i', this.inIf, this.invIn);
@@ -51,11 +77,14 @@ export class Rule {
     }
     if (this.frag) s += `${this.invFrag ? ' !' : ''} -f`;
     for (const m of this.matches) s += ` -m ${m.saveName}${m.save()}`;
-    this.matchText = s;
-    if (this.target) this.targetText = ` -j ${this.target.name}${this.target.save()}`;
-    else if (this.jump !== '') this.targetText = ` -${this.goto ? 'g' : 'j'} ${this.jump}`;
-    else this.targetText = '';
-    return this;
+    return s;
+  }
+
+  /** " -j NAME …" / " -g CHAIN", or '' when the rule has no target. */
+  get targetText(): string {
+    if (this.target) return ` -j ${this.target.name}${this.target.save()}`;
+    if (this.jump !== '') return ` -${this.goto ? 'g' : 'j'} ${this.jump}`;
+    return '';
   }
 
   /** The rule as -S prints it after "-A CHAIN". */
@@ -66,13 +95,6 @@ export class Rule {
   /** Name in iptables -L's target column. */
   get listTarget(): string {
     return this.target ? this.target.listName : this.jump;
-  }
-
-  /** A chain this rule jumps or goes to ('' if none). */
-  get chainTarget(): string {
-    return this.target === null && this.jump !== '' && !STANDARD_VERDICTS.has(this.jump)
-      ? this.jump
-      : '';
   }
 }
 
