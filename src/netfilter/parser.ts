@@ -267,6 +267,22 @@ interface OptEntry {
   ext?: { kind: 'match' | 'target'; name: string; opt: Opt };
 }
 
+/** The option entries of an extension (the same for every instance): built once. */
+const EXT_OPT_ENTRIES = new Map<string, { opts: readonly Opt[]; entries: OptEntry[] }>();
+
+function extOptEntries(kind: 'match' | 'target', ext: Ext): OptEntry[] {
+  const key = `${kind} ${ext.name}`;
+  const cached = EXT_OPT_ENTRIES.get(key);
+  if (cached !== undefined && cached.opts === ext.opts) return cached.entries;
+  const entries = ext.opts.map((o): OptEntry => ({
+    name: o.name,
+    hasArg: o.arg ? 1 : 0,
+    ext: { kind, name: ext.name, opt: o },
+  }));
+  EXT_OPT_ENTRIES.set(key, { opts: ext.opts, entries });
+  return entries;
+}
+
 function xtParseTarget(name: string): string {
   if (name.length < 1) throw new ParameterProblem('Invalid target name (too short)');
   if (name.length >= 29)
@@ -366,16 +382,7 @@ class CommandParser implements ParseCtx {
   }
 
   private addExtOpts(kind: 'match' | 'target', ext: Ext) {
-    this.extOpts.unshift(
-      ext.opts.map(
-        (o) =>
-          ({
-            name: o.name,
-            hasArg: o.arg ? 1 : 0,
-            ext: { kind, name: ext.name, opt: o },
-          }) as OptEntry,
-      ),
-    );
+    this.extOpts.unshift(extOptEntries(kind, ext));
   }
 
   private loadMatch(name: string): MatchExt {
@@ -781,16 +788,30 @@ export function parseCommand(argv: string[], services: ParseServices, restore = 
   return new CommandParser(argv, services, restore).run();
 }
 
+/** Per command bit (COMMANDS_V_OPTIONS row), the options it allows, as a bit set. */
+const ALLOWED_OPTIONS = COMMANDS_V_OPTIONS.map((row) => {
+  let m = 0;
+  for (let i = 0; i < OPT_FLAGS.length; i++) if (row[i] !== 'x') m |= 1 << i;
+  return m;
+});
+
+/**
+ * generic_opt_check: an option is illegal when every command given forbids it (one
+ * command allowing it is enough); the lowest such option is reported.
+ */
 function genericOptCheck(command: number, options: number): void {
+  let allowed = 0;
+  let any = false;
+  for (let j = 0; j < ALLOWED_OPTIONS.length; j++) {
+    if (!(command & (1 << j))) continue;
+    any = true;
+    allowed |= ALLOWED_OPTIONS[j]!;
+  }
+  if (!any) return;
+  const illegal = options & ~allowed & ((1 << OPT_FLAGS.length) - 1);
+  if (illegal === 0) return;
   for (let i = 0; i < OPT_FLAGS.length; i++) {
-    let legal = 0;
-    for (let j = 0; j < COMMANDS_V_OPTIONS.length; j++) {
-      if (!(command & (1 << j))) continue;
-      if (!(options & (1 << i))) continue;
-      if (COMMANDS_V_OPTIONS[j]![i] !== 'x') legal = 1;
-      else if (legal === 0) legal = -1;
-    }
-    if (legal === -1)
+    if (illegal & (1 << i))
       throw new ParameterProblem(`Illegal option \`-${OPT_FLAGS[i]}' with this command`);
   }
 }

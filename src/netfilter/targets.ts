@@ -22,7 +22,7 @@ import {
 import { formatLogLine, LOG_IPOPT, LOG_MACDECODE, LOG_TCPOPT, LOG_TCPSEQ, LOG_UID } from './log.js';
 import { serviceToPort } from './netdb.js';
 import { Hook, type NatRequest, type RejectWith } from './packet-meta.js';
-import { ipToString, numericToIp, saveString, strtoulPrefix, strtoui } from './util.js';
+import { dottedQuad, ipToString, saveString, strtoulPrefix, strtoui } from './util.js';
 
 const H = (h: number) => 1 << h;
 
@@ -171,9 +171,8 @@ function parseTo(arg: string, ok: boolean, r: NatRange, allowOffset: boolean): v
 
 /** inet_pton(AF_INET): exactly four decimal parts. */
 function inetPton(s: string): number | null {
-  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(s)) return null;
-  if (s.split('.').some((p) => Number(p) > 255 || (p.length > 1 && p[0] === '0'))) return null;
-  return numericToIp(s);
+  const a = dottedQuad(s);
+  return a < 0 ? null : a;
 }
 
 function sprintRange(r: NatRange): string {
