@@ -34,7 +34,14 @@ export class NodeKernel {
   private readonly dmesgFollowers = new Set<(line: string) => void>();
   readonly conntrackFollowers = new Set<(line: string) => void>();
   private kubeProxy: KubeProxyRules | undefined;
-  lastSync: { services: number; durationMs: number; at: string } | null = null;
+  /** The last kube-proxy sync: its duration, split into rule generation and apply (restore + jumps). */
+  lastSync: {
+    services: number;
+    durationMs: number;
+    generateMs: number;
+    applyMs: number;
+    at: string;
+  } | null = null;
 
   constructor(
     forwarder: Forwarder,
@@ -99,9 +106,15 @@ export class NodeKernel {
       ...(downNodes ? { downNodes } : {}),
     };
     const rules = kubeProxyRules(state, opts, this.kubeProxy);
-    this.netfilter.restore(rules.restoreText, { noflush: true });
-    // The jumps from the built-in chains, ensured as kube-proxy does (iptables -C, else -I).
+    const generated = performance.now();
+    // As syncProxyRules does before its iptables-restore: each jump's target chain
+    // (iptables -N unless it exists), then the jump from the built-in chain (iptables -C,
+    // else -I). On the first sync the chains are still empty, so these are cheap.
     for (const jump of rules.jumps) {
+      const table = jump[1]!;
+      const target = jump[jump.length - 1]!;
+      if (!this.netfilter.hasChain(table, target))
+        this.netfilter.command(['-t', table, '-N', target]);
       const check = jump.map((a) => (a === '-I' || a === '-A' ? '-C' : a));
       try {
         this.netfilter.command(check);
@@ -109,10 +122,15 @@ export class NodeKernel {
         this.netfilter.command(jump);
       }
     }
+    this.netfilter.restore(rules.restoreText, { noflush: true });
     this.kubeProxy = rules;
+    const done = performance.now();
+    const ms = (x: number) => Math.round(x * 10) / 10;
     this.lastSync = {
       services: state.services.length,
-      durationMs: Math.round((performance.now() - started) * 10) / 10,
+      durationMs: ms(done - started),
+      generateMs: ms(generated - started),
+      applyMs: ms(done - generated),
       at: new Date().toISOString(),
     };
     this.logger.info({ ...this.lastSync }, 'kube-proxy rules synced');
