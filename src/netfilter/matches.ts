@@ -78,6 +78,9 @@ function printPort(port: number, numeric: boolean, proto: string): string {
   return (numeric ? null : portToService(port, proto)) ?? String(port);
 }
 
+/** The default port range (shared: parsing replaces it, never changes it). */
+const ALL_PORTS: readonly [number, number] = Object.freeze([0, 65535] as const);
+
 function skipPorts(min: number, max: number, inv: boolean): boolean {
   return min === 0 && max === 65535 && !inv;
 }
@@ -172,8 +175,8 @@ export class TcpMatch extends MatchExt {
     return false;
   }
   readonly opts: readonly Opt[] = TCP_MATCH_OPTS;
-  spts: [number, number] = [0, 65535];
-  dpts: [number, number] = [0, 65535];
+  spts: readonly [number, number] = ALL_PORTS;
+  dpts: readonly [number, number] = ALL_PORTS;
   invSpt = false;
   invDpt = false;
   option = 0;
@@ -322,8 +325,8 @@ const UDP_MATCH_OPTS: readonly Opt[] = [
 export class UdpMatch extends MatchExt {
   readonly name = 'udp';
   readonly opts: readonly Opt[] = UDP_MATCH_OPTS;
-  spts: [number, number] = [0, 65535];
-  dpts: [number, number] = [0, 65535];
+  spts: readonly [number, number] = ALL_PORTS;
+  dpts: readonly [number, number] = ALL_PORTS;
   invSpt = false;
   invDpt = false;
 

@@ -18,7 +18,14 @@ import {
   errnoText,
   parameterError,
 } from './errors.js';
-import { T_CONTINUE, type CtTuple, type EvalEnv, type MatchFn, type TargetFn } from './ext.js';
+import {
+  T_CONTINUE,
+  type CtTuple,
+  type EvalEnv,
+  type MatchExt,
+  type MatchFn,
+  type TargetFn,
+} from './ext.js';
 import { IpSetStore } from './ipset.js';
 import { listHeader, listRule, type ListFormat } from './listing.js';
 import { HookResult, Hook, PacketMeta, Verdict, type NodeAddressing } from './packet-meta.js';
@@ -182,6 +189,9 @@ class Table {
 
   /** The working copy becomes the committed table: nothing changes it any more. */
   seal(): void {
+    // Arrays grown by pushes have spare room; a big rule set has many small chains.
+    if (this.owned !== null)
+      for (const c of this.owned) if (c.rules.length < 64) c.rules = c.rules.slice();
     this.owned = null;
   }
 
@@ -287,6 +297,7 @@ interface CTable {
 }
 
 const NO_MATCHES: MatchFn[] = [];
+const NO_EXTS: MatchExt[] = [];
 const NO_RULES: CRule[] = [];
 const NO_RUNS: Array<IndexRun | undefined> = [];
 
@@ -878,6 +889,8 @@ export class Netfilter {
       throw new ParameterProblem(`Couldn't load target \`${p.jumpto}':No such file or directory\n`);
     }
     const rules: Rule[] = [];
+    // An array of exactly the right size (the parser's grew by pushes): rule sets are large.
+    const matches = p.matches.length === 0 ? NO_EXTS : p.matches.slice();
     for (const s of p.srcs) {
       for (const d of p.dsts) {
         const r = new Rule();
@@ -895,7 +908,7 @@ export class Netfilter {
         r.invProto = p.invProto;
         r.frag = p.frag;
         r.invFrag = p.invFrag;
-        r.matches = p.matches;
+        r.matches = matches;
         r.target = p.target;
         r.jump = p.target ? '' : p.jumpto;
         r.goto = p.goto;

@@ -128,6 +128,8 @@ const BASE_OPTS: ReadonlyArray<[string, 0 | 1 | 2, string]> = [
 
 const BASE_ENTRIES: OptEntry[] = BASE_OPTS.map(([n, a, b]) => ({ name: n, hasArg: a, base: b }));
 const BASE_BY_NAME = new Map(BASE_ENTRIES.map((e) => [e.name, e]));
+/** The same by the word as typed ("--append"), for exact matches without slicing. */
+const BASE_BY_WORD = new Map(BASE_ENTRIES.map((e) => [`--${e.name}`, e]));
 
 function sameOption(a: OptEntry, b: OptEntry): boolean {
   if (a.hasArg !== b.hasArg) return false;
@@ -240,8 +242,8 @@ export interface Parsed {
   pcnt: number;
   bcnt: number;
   /* the rule */
-  srcs: Array<{ addr: number; mask: number }>;
-  dsts: Array<{ addr: number; mask: number }>;
+  srcs: ReadonlyArray<{ addr: number; mask: number }>;
+  dsts: ReadonlyArray<{ addr: number; mask: number }>;
   invSrc: boolean;
   invDst: boolean;
   inIf: string;
@@ -267,27 +269,48 @@ interface OptEntry {
   ext?: { kind: 'match' | 'target'; name: string; opt: Opt };
 }
 
-/** The option entries of an extension (the same for every instance): built once. */
-const EXT_OPT_ENTRIES = new Map<string, { opts: readonly Opt[]; entries: OptEntry[] }>();
+/** An extension's options as merged into getopt's table, with the first entry of each word. */
+interface ExtOptBlock {
+  entries: OptEntry[];
+  byWord: Map<string, OptEntry>;
+}
 
-function extOptEntries(kind: 'match' | 'target', ext: Ext): OptEntry[] {
+/** The option entries of an extension (the same for every instance): built once. */
+const EXT_OPT_BLOCKS = new Map<string, { opts: readonly Opt[]; block: ExtOptBlock }>();
+
+function extOptBlock(kind: 'match' | 'target', ext: Ext): ExtOptBlock {
   const key = `${kind} ${ext.name}`;
-  const cached = EXT_OPT_ENTRIES.get(key);
-  if (cached !== undefined && cached.opts === ext.opts) return cached.entries;
+  const cached = EXT_OPT_BLOCKS.get(key);
+  if (cached !== undefined && cached.opts === ext.opts) return cached.block;
   const entries = ext.opts.map((o): OptEntry => ({
     name: o.name,
     hasArg: o.arg ? 1 : 0,
     ext: { kind, name: ext.name, opt: o },
   }));
-  EXT_OPT_ENTRIES.set(key, { opts: ext.opts, entries });
-  return entries;
+  const byWord = new Map<string, OptEntry>();
+  for (const e of entries) if (!byWord.has(`--${e.name}`)) byWord.set(`--${e.name}`, e);
+  const block = { entries, byWord };
+  EXT_OPT_BLOCKS.set(key, { opts: ext.opts, block });
+  return block;
+}
+
+/** xtables_parse_target's name checks, without a regular expression for the usual names. */
+function plainName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const ok =
+      (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 function xtParseTarget(name: string): string {
   if (name.length < 1) throw new ParameterProblem('Invalid target name (too short)');
   if (name.length >= 29)
     throw new ParameterProblem(`Invalid target name \`${name}' (28 chars max)`);
-  if (/\s/.test(name)) throw new ParameterProblem(`Invalid target name \`${name}'`);
+  if (!plainName(name) && /\s/.test(name))
+    throw new ParameterProblem(`Invalid target name \`${name}'`);
   return name;
 }
 
@@ -329,7 +352,7 @@ class CommandParser implements ParseCtx {
   invert = false;
   optind = 0;
   /** Extension option blocks, newest first (xtables_merge_options order). */
-  readonly extOpts: OptEntry[][] = [];
+  readonly extOpts: ExtOptBlock[] = [];
   readonly loadedMatchNames = new Set<string>();
   targetLoaded = false;
 
@@ -382,7 +405,7 @@ class CommandParser implements ParseCtx {
   }
 
   private addExtOpts(kind: 'match' | 'target', ext: Ext) {
-    this.extOpts.unshift(extOptEntries(kind, ext));
+    this.extOpts.unshift(extOptBlock(kind, ext));
   }
 
   private loadMatch(name: string): MatchExt {
@@ -402,7 +425,7 @@ class CommandParser implements ParseCtx {
     // getopt_long: an exact name wins (iptables' own options first, then the newest extension's)
     const exact = BASE_BY_NAME.get(name);
     if (exact) return exact;
-    for (const block of this.extOpts) for (const e of block) if (e.name === name) return e;
+    for (const block of this.extOpts) for (const e of block.entries) if (e.name === name) return e;
     // else a unique abbreviation (entries for the same option count once)
     let first: OptEntry | null = null;
     let ambiguous = false;
@@ -412,7 +435,7 @@ class CommandParser implements ParseCtx {
       else if (!sameOption(first, e)) ambiguous = true;
     };
     BASE_ENTRIES.forEach(consider);
-    for (const block of this.extOpts) block.forEach(consider);
+    for (const block of this.extOpts) block.entries.forEach(consider);
     return ambiguous ? 'ambiguous' : first;
   }
 
@@ -638,6 +661,30 @@ class CommandParser implements ParseCtx {
     }
   }
 
+  /** An exact long option without "=": iptables' own first, then the newest extension's. */
+  private lookupWord(word: string): OptEntry | undefined {
+    const base = BASE_BY_WORD.get(word);
+    if (base !== undefined) return base;
+    for (const block of this.extOpts) {
+      const e = block.byWord.get(word);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+
+  /** An extension's long option: its argument, then the extension's parse. */
+  private extOption(e: OptEntry, word: string, eqArg: string | null): void {
+    let arg = '';
+    if (e.hasArg === 1) {
+      if (eqArg !== null) arg = eqArg;
+      else if (this.optind < this.argv.length) arg = this.argv[this.optind++]!;
+      else throw new ParameterProblem(`option "${word}" requires an argument`);
+    } else if (eqArg !== null) {
+      throw new ParameterProblem(`unknown option "${word}"`);
+    }
+    this.dispatchExt(e, arg, this.invert);
+  }
+
   private handleUnknownLong(word: string, name: string, eqArg: string | null): void {
     for (;;) {
       const e = this.lookupLong(name);
@@ -646,15 +693,7 @@ class CommandParser implements ParseCtx {
           this.processBase(e, word, eqArg);
           return;
         }
-        let arg = '';
-        if (e.hasArg === 1) {
-          if (eqArg !== null) arg = eqArg;
-          else if (this.optind < this.argv.length) arg = this.argv[this.optind++]!;
-          else throw new ParameterProblem(`option "${word}" requires an argument`);
-        } else if (eqArg !== null) {
-          throw new ParameterProblem(`unknown option "${word}"`);
-        }
-        this.dispatchExt(e, arg, this.invert);
+        this.extOption(e, word, eqArg);
         return;
       }
       // load_proto
@@ -689,6 +728,18 @@ class CommandParser implements ParseCtx {
       if (word === '--') break;
       if (word.startsWith('--')) {
         const eq = word.indexOf('=');
+        if (eq < 0) {
+          // The usual case: the whole word is an option's name.
+          const exact = this.lookupWord(word);
+          if (exact !== undefined) {
+            if (exact.base !== undefined) this.processBase(exact, word, null);
+            else {
+              this.extOption(exact, word, null);
+              this.invert = false;
+            }
+            continue;
+          }
+        }
         const name = eq >= 0 ? word.slice(2, eq) : word.slice(2);
         const eqArg = eq >= 0 ? word.slice(eq + 1) : null;
         const e = this.lookupLong(name);

@@ -193,9 +193,23 @@ export function parseMask(mask: string | undefined): number {
   return cidrToMask(bits);
 }
 
+const ANY_ADDRESS: ReadonlyArray<{ addr: number; mask: number }> = Object.freeze([
+  Object.freeze({ addr: 0, mask: 0 }),
+]);
+
 /** xtables_ipparse_multiple: "a[/m][,b[/m]…]" → address/mask pairs, address &= mask. */
-export function parseHostNetworkMasks(spec: string): Array<{ addr: number; mask: number }> {
-  if (spec === '0.0.0.0/0') return [{ addr: 0, mask: 0 }];
+export function parseHostNetworkMasks(spec: string): ReadonlyArray<{ addr: number; mask: number }> {
+  if (spec === '0.0.0.0/0') return ANY_ADDRESS;
+  // The usual case: one dotted quad, with or without a plain prefix length.
+  if (spec.indexOf(',') < 0) {
+    const slash = spec.lastIndexOf('/');
+    const addr = dottedQuad(slash >= 0 ? spec.slice(0, slash) : spec);
+    const bits = slash >= 0 ? plainDecimal(spec, slash + 1, spec.length) : 32;
+    if (addr >= 0 && bits >= 0 && bits <= 32) {
+      const mask = cidrToMask(bits);
+      return mask === 0 ? ANY_ADDRESS : [{ addr: (addr & mask) >>> 0, mask }];
+    }
+  }
   const out: Array<{ addr: number; mask: number }> = [];
   for (const item of spec.split(',')) {
     const slash = item.lastIndexOf('/');
