@@ -6,7 +6,7 @@
  */
 import { compareStrings } from './hash.js';
 import { parseIPv4 } from './ip.js';
-import { matchesMapSelector } from './selectors.js';
+import { matchesMapSelector, type Labels } from './selectors.js';
 import {
   API_SERVER_PORT,
   CONTROL_PLANE_LABELS,
@@ -26,13 +26,18 @@ export interface EndpointOptions {
 
 const NO_NODES: ReadonlySet<string> = new Set();
 
-function compareEndpoints(a: ServiceEndpoint, b: ServiceEndpoint): number {
-  return (
-    parseIPv4(a.ip)! - parseIPv4(b.ip)! ||
-    a.port - b.port ||
-    compareStrings(a.podNamespace, b.podNamespace) ||
-    compareStrings(a.podName, b.podName)
+/** Sorted by IP (numerically), then port, then pod namespace and name. */
+function sortEndpoints(list: ServiceEndpoint[]): ServiceEndpoint[] {
+  if (list.length < 2) return list;
+  const keyed = list.map((ep) => ({ ip: parseIPv4(ep.ip)!, ep }));
+  keyed.sort(
+    (a, b) =>
+      a.ip - b.ip ||
+      a.ep.port - b.ep.port ||
+      compareStrings(a.ep.podNamespace, b.ep.podNamespace) ||
+      compareStrings(a.ep.podName, b.ep.podName),
   );
+  return keyed.map((k) => k.ep);
 }
 
 /**
@@ -69,8 +74,8 @@ function apiServerEndpoints(
     portName: p.name,
     protocol: p.protocol,
     servicePort: p.port,
-    endpoints: nodes
-      .map((n) => ({
+    endpoints: sortEndpoints(
+      nodes.map((n) => ({
         ip: n.internalIP,
         port: typeof p.targetPort === 'number' ? p.targetPort : API_SERVER_PORT,
         nodeName: n.name,
@@ -78,8 +83,8 @@ function apiServerEndpoints(
         podNamespace: 'kube-system',
         podName: `kube-apiserver-${n.name}`,
         ready: !down.has(n.name),
-      }))
-      .sort(compareEndpoints),
+      })),
+    ),
   }));
 }
 
@@ -113,7 +118,7 @@ function podEndpoints(
         portName: '',
         protocol: 'TCP',
         servicePort: 0,
-        endpoints: pods.map((pod) => endpoint(pod, 0)).sort(compareEndpoints),
+        endpoints: sortEndpoints(pods.map((pod) => endpoint(pod, 0))),
       },
     ];
   }
@@ -121,19 +126,19 @@ function podEndpoints(
     portName: p.name,
     protocol: p.protocol,
     servicePort: p.port,
-    endpoints: pods
-      .flatMap((pod) => {
+    endpoints: sortEndpoints(
+      pods.flatMap((pod) => {
         const port = resolveTargetPort(pod, p.targetPort, p.protocol);
         return port === null ? [] : [endpoint(pod, port)];
-      })
-      .sort(compareEndpoints),
+      }),
+    ),
   }));
 }
 
 function endpointsFrom(
   state: ClusterState,
   svc: ServiceState,
-  pods: readonly PodState[],
+  pods: (selector: Labels) => readonly PodState[],
   down: ReadonlySet<string>,
 ): ServicePortEndpoints[] {
   if (svc.type === 'ExternalName') return [];
@@ -142,7 +147,43 @@ function endpointsFrom(
       svc.namespace === KUBERNETES_SERVICE.namespace && svc.name === KUBERNETES_SERVICE.name;
     return isKubernetes ? apiServerEndpoints(state, svc, down) : [];
   }
-  return podEndpoints(svc, pods, down);
+  return podEndpoints(svc, pods(svc.selector), down);
+}
+
+/**
+ * The pods of one namespace, with an index by label built on first use: the pods a
+ * selector can match are those carrying its rarest `key: value` (in their order).
+ */
+class NamespacePods {
+  readonly pods: PodState[] = [];
+  /** label key → value → pods carrying it. */
+  private byLabel: Map<string, Map<string, PodState[]>> | null = null;
+
+  candidates(selector: Labels): readonly PodState[] {
+    let index = this.byLabel;
+    if (index === null) {
+      index = new Map();
+      for (const pod of this.pods) {
+        const labels = pod.labels;
+        for (const k in labels) {
+          let values = index.get(k);
+          if (values === undefined) index.set(k, (values = new Map()));
+          const v = labels[k]!;
+          const list = values.get(v);
+          if (list) list.push(pod);
+          else values.set(v, [pod]);
+        }
+      }
+      this.byLabel = index;
+    }
+    let best: readonly PodState[] = this.pods;
+    for (const k in selector) {
+      const list = index.get(k)?.get(selector[k]!);
+      if (list === undefined) return [];
+      if (list.length < best.length) best = list;
+    }
+    return best;
+  }
 }
 
 /**
@@ -171,7 +212,7 @@ export function endpointsForService(
   svc: ServiceState,
   opts: EndpointOptions = {},
 ): ServicePortEndpoints[] {
-  return endpointsFrom(state, svc, state.pods, opts.downNodes ?? NO_NODES);
+  return endpointsFrom(state, svc, () => state.pods, opts.downNodes ?? NO_NODES);
 }
 
 /**
@@ -183,15 +224,20 @@ export function allServiceEndpoints(
   opts: EndpointOptions = {},
 ): Map<string, ServicePortEndpoints[]> {
   const down = opts.downNodes ?? NO_NODES;
-  const byNamespace = new Map<string, PodState[]>();
+  const byNamespace = new Map<string, NamespacePods>();
   for (const pod of state.pods) {
-    const list = byNamespace.get(pod.namespace);
-    if (list) list.push(pod);
-    else byNamespace.set(pod.namespace, [pod]);
+    let ns = byNamespace.get(pod.namespace);
+    if (ns === undefined) byNamespace.set(pod.namespace, (ns = new NamespacePods()));
+    ns.pods.push(pod);
   }
+  const none = new NamespacePods();
   const out = new Map<string, ServicePortEndpoints[]>();
   for (const svc of state.services) {
-    out.set(serviceKey(svc), endpointsFrom(state, svc, byNamespace.get(svc.namespace) ?? [], down));
+    const ns = byNamespace.get(svc.namespace) ?? none;
+    out.set(
+      serviceKey(svc),
+      endpointsFrom(state, svc, (selector) => ns.candidates(selector), down),
+    );
   }
   return out;
 }
