@@ -16,6 +16,9 @@ import { AddrType, type NodeAddressing } from '../netfilter/packet-meta.js';
 import { Netfilter } from '../netfilter/netfilter.js';
 import type { Logger } from '../util/log.js';
 
+/** kube-proxy's FullSyncPeriod: a full sync at least this often. */
+const FULL_SYNC_PERIOD_MS = 3_600_000;
+
 /** Lines kept of the node's kernel log (`kubewire dmesg`), like the kernel's ring buffer. */
 const DMESG_LINES = 4096;
 
@@ -34,12 +37,20 @@ export class NodeKernel {
   private readonly dmesgFollowers = new Set<(line: string) => void>();
   readonly conntrackFollowers = new Set<(line: string) => void>();
   private kubeProxy: KubeProxyRules | undefined;
-  /** The last kube-proxy sync: its duration, split into rule generation and apply (restore + jumps). */
+  /** netfilter.generation after the last sync, and when the last full sync was. */
+  private syncedGeneration = -1;
+  private lastFullSync = 0;
+  /**
+   * The last kube-proxy sync: its duration, split into rule generation and apply (restore
+   * + jumps); whether it was partial, and how many Services' chains it wrote.
+   */
   lastSync: {
     services: number;
     durationMs: number;
     generateMs: number;
     applyMs: number;
+    partial: boolean;
+    writtenServices: number;
     at: string;
   } | null = null;
 
@@ -98,19 +109,57 @@ export class NodeKernel {
     return () => this.dmesgFollowers.delete(f);
   }
 
-  /** kube-proxy's syncProxyRules for the new state. */
+  /**
+   * kube-proxy's syncProxyRules for the new state: partial (only the chains of Services
+   * that changed) on top of the previous sync, full on the first one, after a failure,
+   * after anything else changed the tables (kube-proxy's canary monitor forces one when
+   * its chains vanish; here any foreign change does), and once an hour.
+   */
   syncKubeProxy(state: ClusterState, downNodes?: ReadonlySet<string>): void {
     const started = performance.now();
+    const fullSync =
+      this.kubeProxy === undefined ||
+      this.netfilter.generation !== this.syncedGeneration ||
+      Date.now() - this.lastFullSync > FULL_SYNC_PERIOD_MS;
     const opts = {
       ...kubeProxyOptionsFor(state, this.nodeName),
       ...(downNodes ? { downNodes } : {}),
+      fullSync,
     };
     const rules = kubeProxyRules(state, opts, this.kubeProxy);
     const generated = performance.now();
-    // As syncProxyRules does before its iptables-restore: each jump's target chain
-    // (iptables -N unless it exists), then the jump from the built-in chain (iptables -C,
-    // else -I). On the first sync the chains are still empty, so these are cheap.
-    for (const jump of rules.jumps) {
+    try {
+      // As syncProxyRules does on a full sync, before its iptables-restore: each jump's
+      // target chain (iptables -N unless it exists), then the jump from the built-in
+      // chain (iptables -C, else -I). On the first sync the chains are still empty, so
+      // these are cheap.
+      if (!rules.partial) this.ensureJumps(rules.jumps);
+      this.netfilter.restore(rules.restoreText, { noflush: true });
+    } catch (err) {
+      // The next sync starts from what is there: a full one.
+      this.syncedGeneration = -1;
+      throw err;
+    }
+    // The previous sync is kept for the next one's diff; its texts are not needed.
+    this.kubeProxy = { ...rules, filter: '', nat: '', restoreText: '' };
+    this.syncedGeneration = this.netfilter.generation;
+    if (!rules.partial) this.lastFullSync = Date.now();
+    const done = performance.now();
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    this.lastSync = {
+      services: state.services.length,
+      durationMs: ms(done - started),
+      generateMs: ms(generated - started),
+      applyMs: ms(done - generated),
+      partial: rules.partial,
+      writtenServices: rules.writtenServices,
+      at: new Date().toISOString(),
+    };
+    this.logger.info({ ...this.lastSync }, 'kube-proxy rules synced');
+  }
+
+  private ensureJumps(jumps: readonly string[][]): void {
+    for (const jump of jumps) {
       const table = jump[1]!;
       const target = jump[jump.length - 1]!;
       if (!this.netfilter.hasChain(table, target))
@@ -122,18 +171,6 @@ export class NodeKernel {
         this.netfilter.command(jump);
       }
     }
-    this.netfilter.restore(rules.restoreText, { noflush: true });
-    this.kubeProxy = rules;
-    const done = performance.now();
-    const ms = (x: number) => Math.round(x * 10) / 10;
-    this.lastSync = {
-      services: state.services.length,
-      durationMs: ms(done - started),
-      generateMs: ms(generated - started),
-      applyMs: ms(done - generated),
-      at: new Date().toISOString(),
-    };
-    this.logger.info({ ...this.lastSync }, 'kube-proxy rules synced');
   }
 
   tick(): void {

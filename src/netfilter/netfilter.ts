@@ -381,6 +381,8 @@ export class Netfilter {
   readonly nfacct = new Map<string, Counter>();
   /** Evaluation statistics: rules whose matches were tested, index lookups. */
   readonly stats = { rulesEvaluated: 0, indexLookups: 0 };
+  /** Counts committed changes (a command or a restore that changed a table). */
+  generation = 0;
   /** Called for every matching rule and every policy applied; null = off. */
   trace: ((ev: TraceEvent) => void) | null = null;
 
@@ -785,6 +787,7 @@ export class Netfilter {
    * change set them (rule counters are kept).
    */
   private swapIn(txn: Txn): void {
+    if (txn.work.size > 0) this.generation++;
     for (const [name, t] of txn.work) {
       for (const b of TABLE_BUILTINS[name]) {
         const c = t.chains.get(b)!;

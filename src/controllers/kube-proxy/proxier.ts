@@ -203,6 +203,12 @@ export interface KubeProxyOptions {
   nfacct?: boolean;
   /** net.netfilter.nf_conntrack_tcp_be_liberal != 0: no INVALID drop rule. Default false. */
   conntrackTCPBeLiberal?: boolean;
+  /**
+   * Write every Service's chains even when a previous sync is given (kube-proxy's
+   * needFullSync: on start, after a failed restore, when its tables were changed behind
+   * its back). Default false: a sync on top of `previous` is partial.
+   */
+  fullSync?: boolean;
 }
 
 export interface KubeProxyRules {
@@ -240,6 +246,17 @@ export interface KubeProxyRules {
   /** Endpoints counted for large-cluster mode, and whether it is on (> 1000). */
   totalEndpoints: number;
   largeClusterMode: boolean;
+  /**
+   * False for a full sync; true when the chains of unchanged Services were left out of
+   * the restore input (they stay as the previous sync wrote them).
+   */
+  partial: boolean;
+  /** Services whose chains this sync writes (all of them on a full sync). */
+  writtenServices: number;
+  /** What the per-Service chains were computed from, to tell unchanged Services next time. */
+  fingerprints: ReadonlyMap<string, string>;
+  /** The options every Service's chains depend on (a change forces a full sync). */
+  syncKey: string;
 }
 
 /** One Service with its endpoints: the input of kubeProxyRulesFor. */
@@ -262,6 +279,8 @@ interface EndpointInfo {
 }
 
 interface PortInfo {
+  /** "namespace/name" of the Service. */
+  service: string;
   nameString: string;
   protocol: string;
   clusterIP: string;
@@ -460,6 +479,7 @@ function portInfos(
       const protocol = port.protocol.toLowerCase();
       const eps = endpoints.find((e) => e.portName === port.name && e.protocol === port.protocol);
       out.push({
+        service: `${svc.namespace}/${svc.name}`,
         nameString,
         protocol,
         clusterIP: formattedClusterIP,
@@ -571,8 +591,32 @@ export function kubeProxyRulesFor(
   const probabilities: string[] = [];
   const probability = (n: number) => (probabilities[n] ??= computeProbability(n));
 
+  // Partial sync (syncProxyRules' tryPartialSync): the SVC/SVL/EXT/FW/SEP chains of a
+  // Service whose Service and endpoints are as in the previous sync are left out of the
+  // restore input; they stay as they are (and count as active). The top-level chains
+  // and the filter table are always written whole.
+  const syncKey = [
+    r.masqueradeAll,
+    opts.clusterCIDR.trim(),
+    r.nodeIP ?? '',
+    r.nodeName,
+    largeClusterMode,
+  ].join('|');
+  const partial =
+    previous !== undefined && !(opts.fullSync ?? false) && previous.syncKey === syncKey;
+  const fingerprints = serviceFingerprints(ports);
+  let writtenServices = 0;
+  let lastService = '';
+
   for (const p of ports) {
     const S = p.nameString;
+    const fp = fingerprints.get(p.service)!;
+    const keep = partial && previous!.fingerprints.get(p.service) === fp;
+    if (!keep && p.service !== lastService) writtenServices++;
+    lastService = p.service;
+    // The chains of this port: declared and written, or (partial sync, unchanged) kept.
+    const out: string[] | null = keep ? null : natRules;
+    const chainOf = (c: string) => (keep ? natChainNames.push(c) : declareNat(c));
     const proto = `-m ${p.protocol} -p ${p.protocol}`;
     const externallyAccessible =
       p.nodePort !== 0 || p.loadBalancerVIPs.length > 0 || p.externalIPs.length > 0;
@@ -704,12 +748,12 @@ export function kubeProxyRulesFor(
     }
 
     // Internal traffic: masquerade what does not come from a pod (or everything).
-    if (hasInternalEndpoints) {
+    if (hasInternalEndpoints && out !== null) {
       const args = `-m comment --comment "${S} cluster IP" ${proto} -d ${p.clusterIP} ${dport}`;
       if (r.masqueradeAll) {
-        natRules.push(`-A ${internalTrafficChain} ${args} -j ${KUBE_MARK_MASQ}`);
+        out.push(`-A ${internalTrafficChain} ${args} -j ${KUBE_MARK_MASQ}`);
       } else if (r.localDetector !== null) {
-        natRules.push(
+        out.push(
           `-A ${internalTrafficChain} ${args} ${r.localDetector.ifNotLocal} -j ${KUBE_MARK_MASQ}`,
         );
       }
@@ -717,82 +761,84 @@ export function kubeProxyRulesFor(
 
     // External destinations (NodePort, LB IPs, externalIPs).
     if (usesExternalTrafficChain) {
-      declareNat(externalTrafficChain);
-      if (!p.externalPolicyLocal) {
-        natRules.push(
-          `-A ${externalTrafficChain} -m comment --comment "masquerade traffic for ${S} external destinations" -j ${KUBE_MARK_MASQ}`,
-        );
-      } else {
-        if (r.localDetector !== null) {
-          natRules.push(
-            `-A ${externalTrafficChain} -m comment --comment "pod traffic for ${S} external destinations" ${r.localDetector.ifLocal} -j ${clusterPolicyChain}`,
+      chainOf(externalTrafficChain);
+      if (out !== null) {
+        if (!p.externalPolicyLocal) {
+          out.push(
+            `-A ${externalTrafficChain} -m comment --comment "masquerade traffic for ${S} external destinations" -j ${KUBE_MARK_MASQ}`,
+          );
+        } else {
+          if (r.localDetector !== null) {
+            out.push(
+              `-A ${externalTrafficChain} -m comment --comment "pod traffic for ${S} external destinations" ${r.localDetector.ifLocal} -j ${clusterPolicyChain}`,
+            );
+          }
+          out.push(
+            `-A ${externalTrafficChain} -m comment --comment "masquerade LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`,
+          );
+          out.push(
+            `-A ${externalTrafficChain} -m comment --comment "route LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${clusterPolicyChain}`,
           );
         }
-        natRules.push(
-          `-A ${externalTrafficChain} -m comment --comment "masquerade LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`,
-        );
-        natRules.push(
-          `-A ${externalTrafficChain} -m comment --comment "route LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${clusterPolicyChain}`,
-        );
-      }
-      if (hasExternalEndpoints) {
-        natRules.push(`-A ${externalTrafficChain} -j ${externalPolicyChain}`);
+        if (hasExternalEndpoints) {
+          out.push(`-A ${externalTrafficChain} -j ${externalPolicyChain}`);
+        }
       }
     }
 
     // loadBalancerSourceRanges.
     if (usesFWChain) {
-      declareNat(fwChain);
-      const head = `-A ${fwChain} -m comment --comment "${S} loadbalancer IP"`;
-      let allowFromNode = false;
-      for (const cidr of p.sourceRanges) {
-        natRules.push(`${head} -s ${formatCidr(cidr)} -j ${externalTrafficChain}`);
-        if (r.nodeIP !== null && cidrContains(cidr, r.nodeIP)) allowFromNode = true;
-      }
-      // A request from the node to a VIP that is local to it arrives with the VIP as
-      // its source.
-      if (allowFromNode) {
-        for (const ip of p.loadBalancerVIPs) {
-          natRules.push(`${head} -s ${ip} -j ${externalTrafficChain}`);
+      chainOf(fwChain);
+      if (out !== null) {
+        const head = `-A ${fwChain} -m comment --comment "${S} loadbalancer IP"`;
+        let allowFromNode = false;
+        for (const cidr of p.sourceRanges) {
+          out.push(`${head} -s ${formatCidr(cidr)} -j ${externalTrafficChain}`);
+          if (r.nodeIP !== null && cidrContains(cidr, r.nodeIP)) allowFromNode = true;
         }
+        // A request from the node to a VIP that is local to it arrives with the VIP as
+        // its source.
+        if (allowFromNode) {
+          for (const ip of p.loadBalancerVIPs) {
+            out.push(`${head} -s ${ip} -j ${externalTrafficChain}`);
+          }
+        }
+        out.push(
+          `-A ${fwChain} -m comment --comment "other traffic to ${S} will be dropped by KUBE-PROXY-FIREWALL"`,
+        );
       }
-      natRules.push(
-        `-A ${fwChain} -m comment --comment "other traffic to ${S} will be dropped by KUBE-PROXY-FIREWALL"`,
-      );
     }
 
     if (usesClusterPolicyChain) {
-      declareNat(clusterPolicyChain);
-      writeServiceToEndpointRules(
-        natRules,
-        p,
-        clusterPolicyChain,
-        cluster,
-        largeClusterMode,
-        probability,
-      );
+      chainOf(clusterPolicyChain);
+      if (out !== null) {
+        writeServiceToEndpointRules(
+          out,
+          p,
+          clusterPolicyChain,
+          cluster,
+          largeClusterMode,
+          probability,
+        );
+      }
     }
     if (usesLocalPolicyChain) {
-      declareNat(localPolicyChain);
-      writeServiceToEndpointRules(
-        natRules,
-        p,
-        localPolicyChain,
-        local,
-        largeClusterMode,
-        probability,
-      );
+      chainOf(localPolicyChain);
+      if (out !== null) {
+        writeServiceToEndpointRules(out, p, localPolicyChain, local, largeClusterMode, probability);
+      }
     }
 
     // One chain per locally reachable endpoint.
     for (const ep of all) {
-      declareNat(ep.chain);
+      chainOf(ep.chain);
+      if (out === null) continue;
       let args = `-A ${ep.chain}`;
       if (!largeClusterMode) args += ` -m comment --comment ${S}`;
       // Hairpin: traffic that loops back to its originator is SNATed.
-      natRules.push(`${args} -s ${ep.ip} -j ${KUBE_MARK_MASQ}`);
+      out.push(`${args} -s ${ep.ip} -j ${KUBE_MARK_MASQ}`);
       if (p.clientIPAffinity) args += ` -m recent --name ${ep.chain} --set`;
-      natRules.push(`${args} ${proto} -j DNAT --to-destination ${ep.str}`);
+      out.push(`${args} ${proto} -j DNAT --to-destination ${ep.str}`);
     }
   }
 
@@ -852,7 +898,30 @@ export function kubeProxyRulesFor(
     deletedChains,
     totalEndpoints,
     largeClusterMode,
+    partial,
+    writtenServices,
+    fingerprints,
+    syncKey,
   };
+}
+
+/**
+ * What each Service's chains are computed from (every port's fields and endpoints), by
+ * "namespace/name": equal fingerprints, equal chains (given the same syncKey).
+ */
+function serviceFingerprints(ports: readonly PortInfo[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const p of ports) {
+    let s =
+      `${p.nameString} ${p.protocol} ${p.clusterIP} ${p.port} ${p.nodePort} ` +
+      `${p.externalIPs.join(',')} ${p.loadBalancerVIPs.join(',')} ` +
+      `${p.sourceRanges.map(formatCidr).join(',')} ${p.externalPolicyLocal ? 1 : 0}` +
+      `${p.internalPolicyLocal ? 1 : 0}${p.clientIPAffinity ? 1 : 0} ${p.stickyMaxAgeSeconds}`;
+    for (const ep of p.endpoints) s += ` ${ep.str}${ep.local ? 'L' : ''}${ep.ready ? 'R' : ''}`;
+    const prev = out.get(p.service);
+    out.set(p.service, prev === undefined ? s : `${prev}\n${s}`);
+  }
+  return out;
 }
 
 function joinLines(lines: readonly string[]): string {
