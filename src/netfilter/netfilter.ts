@@ -116,9 +116,14 @@ class Chain {
    * reset this), so an unchanged chain reached from the same hooks is not checked again.
    */
   checkedMask = -1;
-  /** Scratch of validate(): DFS colour (0 white, 1 grey, 2 black) and hook mask. */
+  /** Scratch of validate(): DFS colour (0 white, 1 grey, 2 black) and hook mask, valid for `stamp`. */
   color = 0;
   mask = 0;
+  stamp = 0;
+  /** The chains its rules jump or go to, each once, in rule order (computed on first use). */
+  private targetList: string[] | null = null;
+  /** Its rules name ipsets or recent lists (computed on first use; -1 unknown). */
+  private refs = -1;
 
   constructor(
     readonly name: string,
@@ -132,6 +137,36 @@ class Chain {
   clone(rules = [...this.rules]): Chain {
     return new Chain(this.name, this.builtin, this.policy, this.counter, rules);
   }
+
+  /** Call when the rules of an owned chain change. */
+  changed(): void {
+    this.checkedMask = -1;
+    this.targetList = null;
+    this.refs = -1;
+  }
+
+  targets(): string[] {
+    if (this.targetList === null) {
+      const seen = new Set<string>();
+      for (const r of this.rules) if (r.chainTarget !== '') seen.add(r.chainTarget);
+      this.targetList = [...seen];
+    }
+    return this.targetList;
+  }
+
+  hasRefs(): boolean {
+    if (this.refs < 0) this.refs = this.rules.some((r) => r.hasRefs) ? 1 : 0;
+    return this.refs === 1;
+  }
+}
+
+/** What a working copy changed relative to the table it was copied from. */
+interface TableChanges {
+  base: Table;
+  /** Chains created or copied by the change (some may have been removed again). */
+  owned: Set<Chain>;
+  /** Names removed (some may have been added again). */
+  removed: Set<string>;
 }
 
 /**
@@ -143,13 +178,20 @@ class Chain {
 class Table {
   /** Jumps to each chain (computed on demand, dropped on every write). */
   private refCounts: Map<string, number> | null = null;
+  /** Chains whose rules name ipsets or recent lists. */
+  refChains: Map<string, Chain>;
+  /** Set by seal(): what the change did (for an incremental compile), until the next commit. */
+  lastChanges: TableChanges | null = null;
 
   constructor(
     readonly name: TableName,
     readonly chains: Map<string, Chain>,
-    /** Chains this working copy owns (may change in place); null for a committed table. */
-    private owned: Set<Chain> | null = null,
-  ) {}
+    /** What this working copy changed; null for a committed table. */
+    private changes: TableChanges | null = null,
+    refChains?: Map<string, Chain>,
+  ) {
+    this.refChains = refChains ?? new Map();
+  }
 
   static create(name: TableName): Table {
     const chains = new Map<string, Chain>();
@@ -160,44 +202,56 @@ class Table {
 
   /** A working copy (copy-on-write of the chains). */
   clone(): Table {
-    return new Table(this.name, new Map(this.chains), new Set());
+    const changes = { base: this, owned: new Set<Chain>(), removed: new Set<string>() };
+    return new Table(this.name, new Map(this.chains), changes, new Map(this.refChains));
   }
 
   /** The chain, to be changed: a working copy's own copy of it (`flush`: emptied). */
   writable(name: string, flush = false): Chain | undefined {
     const c = this.chains.get(name);
     if (c === undefined) return undefined;
-    if (this.owned === null) throw new Error('internal: writing to a committed table');
+    if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.refCounts = null;
-    if (this.owned.has(c)) {
-      c.checkedMask = -1;
+    if (this.changes.owned.has(c)) {
+      c.changed();
       if (flush) c.rules = [];
       return c;
     }
     const w = c.clone(flush ? [] : undefined);
     this.chains.set(name, w);
-    this.owned.add(w);
+    this.changes.owned.add(w);
     return w;
   }
 
   /** Adds a new chain (owned by this working copy). */
   add(c: Chain): void {
+    if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.chains.set(c.name, c);
-    this.owned?.add(c);
+    this.changes.owned.add(c);
     this.refCounts = null;
-  }
-
-  /** The working copy becomes the committed table: nothing changes it any more. */
-  seal(): void {
-    // Arrays grown by pushes have spare room; a big rule set has many small chains.
-    if (this.owned !== null)
-      for (const c of this.owned) if (c.rules.length < 64) c.rules = c.rules.slice();
-    this.owned = null;
   }
 
   /** Removes a chain (callers check that nothing refers to it). */
   remove(name: string): void {
+    if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.chains.delete(name);
+    this.changes.removed.add(name);
+    this.refChains.delete(name);
+  }
+
+  /** The working copy becomes the committed table: nothing changes it any more. */
+  seal(): void {
+    const ch = this.changes;
+    if (ch === null) return;
+    for (const c of ch.owned) {
+      if (this.chains.get(c.name) !== c) continue;
+      // Arrays grown by pushes have spare room; a big rule set has many small chains.
+      if (c.rules.length < 64) c.rules = c.rules.slice();
+      if (c.hasRefs()) this.refChains.set(c.name, c);
+      else this.refChains.delete(c.name);
+    }
+    this.lastChanges = ch;
+    this.changes = null;
   }
 
   /** iptc_first_chain order: built-ins in hook order, then user chains sorted (strcmp). */
@@ -294,6 +348,10 @@ interface CTable {
   name: TableName;
   hooks: Array<CChain | null>;
   chains: Map<string, CChain>;
+  /** The committed table this is the compiled form of. */
+  table: Table | null;
+  /** Chains whose compiled rules keep state: compiled again after every change. */
+  stateful: Set<CChain>;
 }
 
 const NO_MATCHES: MatchFn[] = [];
@@ -397,6 +455,8 @@ export class Netfilter {
   private readonly stackChain: CChain[] = [];
   private readonly stackPc = new Int32Array(MAX_STACK);
   private readonly stackSkip = new Uint8Array(MAX_STACK);
+  /** Counts validations: Chain.stamp tells whose scratch a chain's colour and mask are. */
+  private validations = 0;
   /** Set references by rules (a referenced set cannot be destroyed). */
   private setRefs = new Map<string, number>();
 
@@ -429,7 +489,13 @@ export class Netfilter {
       t = Table.create(name);
       this.tables.set(name, t);
       this.tableOrder.unshift(name);
-      const ct: CTable = { name, hooks: [null, null, null, null, null], chains: new Map() };
+      const ct: CTable = {
+        name,
+        hooks: [null, null, null, null, null],
+        chains: new Map(),
+        table: null,
+        stateful: new Set(),
+      };
       this.compileInto(ct, t);
       for (const b of TABLE_BUILTINS[name]) ct.hooks[HOOK_OF[b]!] = ct.chains.get(b)!;
       this.compiled.set(name, ct);
@@ -615,8 +681,8 @@ export class Netfilter {
    */
   private compileInto(ct: CTable, t: Table): void {
     const cchains = ct.chains;
-    for (const name of cchains.keys()) if (!t.chains.has(name)) cchains.delete(name);
-    for (const c of t.chains.values()) {
+    const ch = t.lastChanges;
+    const update = (c: Chain): void => {
       const cc = cchains.get(c.name);
       if (cc === undefined) {
         cchains.set(c.name, {
@@ -629,22 +695,40 @@ export class Netfilter {
           policy: c.policy,
           counter: c.counter,
         });
-        continue;
+        return;
       }
       cc.policy = c.policy;
       cc.counter = c.counter;
-      if (cc.built === c && !cc.stateful) continue;
+      if (cc.built === c && !cc.stateful) return;
       cc.src = c;
       cc.built = null;
       cc.rules = NO_RULES;
       cc.runAt = NO_RUNS;
+    };
+    if (ch !== null && ct.table !== null && ch.base === ct.table) {
+      // The change as the working copy recorded it: removed names, new chain objects,
+      // the built-ins (their counters restart), and chains that keep state.
+      for (const name of ch.removed) if (!t.chains.has(name)) cchains.delete(name);
+      for (const c of ch.owned) if (t.chains.get(c.name) === c) update(c);
+      for (const b of TABLE_BUILTINS[t.name]) update(t.chains.get(b)!);
+      for (const cc of ct.stateful) {
+        const c = t.chains.get(cc.name);
+        if (c !== undefined && cchains.get(cc.name) === cc) update(c);
+      }
+    } else {
+      for (const name of cchains.keys()) if (!t.chains.has(name)) cchains.delete(name);
+      for (const c of t.chains.values()) update(c);
     }
+    ct.stateful.clear();
+    ct.table = t;
+    t.lastChanges = null;
   }
 
   /** Compiles a chain of the committed table `ct` (see CChain.built). */
   private build(cc: CChain, ct: CTable): void {
     const c = cc.src;
     cc.stateful = c.rules.some((r) => r.stateful);
+    if (cc.stateful) ct.stateful.add(cc);
     cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, ct.chains));
     cc.runAt = this.useIndex ? buildIndex(c.rules, cc.rules) : NO_RUNS;
     cc.built = c;
@@ -708,19 +792,19 @@ export class Netfilter {
    */
   private validate(t: Table): void {
     const chains = t.chains;
-    for (const c of chains.values()) {
-      c.color = 0;
-      c.mask = 0;
-    }
+    const stamp = ++this.validations;
     const finished: Chain[] = [];
     const visit = (c: Chain): void => {
       c.color = 1;
-      for (const r of c.rules) {
-        const tgt = r.chainTarget;
-        if (tgt === '') continue;
+      for (const tgt of c.targets()) {
         const tc = chains.get(tgt);
         if (!tc) throw new KernelError('ENOENT');
         if (tc.builtin) throw new KernelError('EINVAL');
+        if (tc.stamp !== stamp) {
+          tc.stamp = stamp;
+          tc.color = 0;
+          tc.mask = 0;
+        }
         if (tc.color === 1) throw new KernelError('ELOOP');
         if (tc.color === 0) visit(tc);
       }
@@ -729,24 +813,26 @@ export class Netfilter {
     };
     for (const b of TABLE_BUILTINS[t.name]) {
       const c = chains.get(b)!;
+      c.stamp = stamp;
+      c.color = 0;
       c.mask = 1 << HOOK_OF[b]!;
       visit(c);
     }
     // Reverse post-order is a topological order of the jumps (there is no loop).
     for (let i = finished.length - 1; i >= 0; i--) {
       const c = finished[i]!;
-      for (const r of c.rules) {
-        if (r.chainTarget !== '') chains.get(r.chainTarget)!.mask |= c.mask;
-      }
+      for (const tgt of c.targets()) chains.get(tgt)!.mask |= c.mask;
     }
     const ctx = { table: t.name as string, hookMask: 0, proto: 0, invProto: false };
     for (const c of chains.values()) {
-      if (c.checkedMask === c.mask) {
+      // Chains no built-in chain reaches: mask 0.
+      const mask = c.stamp === stamp ? c.mask : 0;
+      if (c.checkedMask === mask) {
         // Checked before, with the same hooks; only the ipsets may have changed since.
-        for (const r of c.rules) if (r.hasRefs) this.checkSets(r);
+        if (c.hasRefs()) for (const r of c.rules) if (r.hasRefs) this.checkSets(r);
         continue;
       }
-      ctx.hookMask = c.mask;
+      ctx.hookMask = mask;
       for (const r of c.rules) {
         const tgt = r.chainTarget;
         if (tgt !== '') {
@@ -763,7 +849,7 @@ export class Netfilter {
         }
         if (r.target && !r.target.check(ctx)) throw new KernelError('EINVAL');
       }
-      c.checkedMask = c.mask;
+      c.checkedMask = mask;
     }
   }
 
@@ -804,7 +890,7 @@ export class Netfilter {
     const recent = new Set<string>();
     const sets = new Map<string, number>();
     for (const t of this.tables.values()) {
-      for (const c of t.chains.values()) {
+      for (const c of t.refChains.values()) {
         for (const r of c.rules) {
           if (!r.hasRefs) continue;
           for (const m of r.matches) {

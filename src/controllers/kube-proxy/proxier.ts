@@ -253,10 +253,21 @@ export interface KubeProxyRules {
   partial: boolean;
   /** Services whose chains this sync writes (all of them on a full sync). */
   writtenServices: number;
-  /** What the per-Service chains were computed from, to tell unchanged Services next time. */
-  fingerprints: ReadonlyMap<string, string>;
+  /**
+   * Per Service ("namespace/name"): what its chains were computed from, and the nat
+   * chains it has, for the next sync to tell unchanged Services and stale chains.
+   */
+  services: ReadonlyMap<string, KubeProxyServiceRecord>;
   /** The options every Service's chains depend on (a change forces a full sync). */
   syncKey: string;
+}
+
+/** What a sync leaves for the next one about one Service. */
+export interface KubeProxyServiceRecord {
+  /** Everything its chains are computed from: equal fingerprints, equal chains. */
+  fingerprint: string;
+  /** Its SVC/SVL/EXT/FW/SEP chains, in declaration order. */
+  chains: string[];
 }
 
 /** One Service with its endpoints: the input of kubeProxyRulesFor. */
@@ -415,12 +426,8 @@ function loadBalancerVIPsOf(svc: ServiceState, opts: KubeProxyOptions): string[]
     : [];
 }
 
-function endpointInfos(
-  nameString: string,
-  protocol: string,
-  list: readonly ServiceEndpoint[],
-  nodeName: string,
-): EndpointInfo[] {
+/** The port's endpoints; their chain names are filled in when the chains are written. */
+function endpointInfos(list: readonly ServiceEndpoint[], nodeName: string): EndpointInfo[] {
   const out: EndpointInfo[] = [];
   for (const ep of list) {
     // The cluster state holds valid addresses; leave out anything IPv6.
@@ -446,7 +453,6 @@ function endpointInfos(
     out[n++] = ep;
   }
   out.length = n;
-  for (const ep of out) ep.chain = endpointChainName(nameString, protocol, ep.str);
   return out;
 }
 
@@ -494,7 +500,7 @@ function portInfos(
         clientIPAffinity,
         stickyMaxAgeSeconds: svc.sessionAffinityTimeoutSeconds,
         hash: portProtoHash(nameString, protocol),
-        endpoints: endpointInfos(nameString, protocol, eps?.endpoints ?? [], r.nodeName),
+        endpoints: endpointInfos(eps?.endpoints ?? [], r.nodeName),
       });
     }
   }
@@ -605,18 +611,31 @@ export function kubeProxyRulesFor(
   const partial =
     previous !== undefined && !(opts.fullSync ?? false) && previous.syncKey === syncKey;
   const fingerprints = serviceFingerprints(ports);
+  const services = new Map<string, KubeProxyServiceRecord>();
   let writtenServices = 0;
-  let lastService = '';
+  let record: KubeProxyServiceRecord | null = null;
+  let keep = false;
 
   for (const p of ports) {
     const S = p.nameString;
-    const fp = fingerprints.get(p.service)!;
-    const keep = partial && previous!.fingerprints.get(p.service) === fp;
-    if (!keep && p.service !== lastService) writtenServices++;
-    lastService = p.service;
-    // The chains of this port: declared and written, or (partial sync, unchanged) kept.
+    if (!services.has(p.service)) {
+      const fingerprint = fingerprints.get(p.service)!;
+      const before = partial ? previous!.services.get(p.service) : undefined;
+      keep = before !== undefined && before.fingerprint === fingerprint;
+      record = keep ? before! : { fingerprint, chains: [] };
+      services.set(p.service, record);
+      // Kept: its chains stay as they are, and stay active.
+      if (keep) for (const c of record.chains) natChainNames.push(c);
+      else writtenServices++;
+    }
+    // The chains of this port: declared and written, unless the Service is kept.
     const out: string[] | null = keep ? null : natRules;
-    const chainOf = (c: string) => (keep ? natChainNames.push(c) : declareNat(c));
+    const chainOf = (c: string) => {
+      if (keep) return;
+      declareNat(c);
+      record!.chains.push(c);
+    };
+    if (!keep) for (const ep of p.endpoints) ep.chain = endpointChainName(S, p.protocol, ep.str);
     const proto = `-m ${p.protocol} -p ${p.protocol}`;
     const externallyAccessible =
       p.nodePort !== 0 || p.loadBalancerVIPs.length > 0 || p.externalIPs.length > 0;
@@ -844,7 +863,16 @@ export function kubeProxyRulesFor(
 
   // Stale chains: service chains that existed before and are not active now.
   let deletedChains: string[] = [];
-  if (previous !== undefined && previous.chains.nat.length > 0) {
+  if (partial) {
+    // Only Services that changed or went away can have lost chains.
+    for (const [svc, before] of previous!.services) {
+      const now = services.get(svc);
+      if (now === before) continue;
+      const still = new Set(now?.chains ?? []);
+      for (const c of before.chains) if (!still.has(c)) deletedChains.push(c);
+    }
+    deletedChains = deletedChains.filter(isServiceChainName).sort(cmp);
+  } else if (previous !== undefined && previous.chains.nat.length > 0) {
     const active = new Set(natChainNames);
     deletedChains = previous.chains.nat
       .filter((c) => !active.has(c) && isServiceChainName(c))
@@ -900,7 +928,7 @@ export function kubeProxyRulesFor(
     largeClusterMode,
     partial,
     writtenServices,
-    fingerprints,
+    services,
     syncKey,
   };
 }
