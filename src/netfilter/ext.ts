@@ -5,7 +5,7 @@
  * (table, hooks, protocol) and compiles into a closure for the hot path.
  */
 import { ParameterProblem } from './errors.js';
-import type { HookResult, NodeAddressing, PacketMeta } from './packet-meta.js';
+import type { HookResult, NatRequest, NodeAddressing, PacketMeta } from './packet-meta.js';
 import type { IpSetStore } from './ipset.js';
 import type { RecentTables } from './recent.js';
 import { strtoui } from './util.js';
@@ -193,6 +193,10 @@ export abstract class Ext {
   }
 }
 
+/** See MatchExt.inline. */
+export type InlineMatch =
+  { kind: 'l4' } | { kind: 'random'; /** 31-bit threshold */ probability: number; invert: boolean };
+
 export abstract class MatchExt extends Ext {
   /** The name printed after "-m" (the alias: "state" for the conntrack-based state match). */
   get saveName(): string {
@@ -210,6 +214,14 @@ export abstract class MatchExt extends Ext {
   get stateful(): boolean {
     return false;
   }
+  /**
+   * A match the engine tests itself when it is a rule's only one (no closure to call):
+   * `l4` for a plain -m tcp/udp (true when the packet has its ports), `random` for
+   * statistic --mode random. null: compile() it.
+   */
+  inline(): InlineMatch | null {
+    return null;
+  }
   /** Matches that never affect the verdict (-m comment) do not break an index run. */
   get inert(): boolean {
     return false;
@@ -222,6 +234,10 @@ export abstract class TargetExt extends Ext {
     return this.name;
   }
   abstract compile(env: EvalEnv): TargetFn;
+  /** DNAT/SNAT to fixed addresses: the (frozen) request every packet gets; else null. */
+  natRequest(): NatRequest | null {
+    return null;
+  }
 }
 
 /** Parses "value[/mask]" as xtables_parse_mark_mask (base 0, 32 bits). */

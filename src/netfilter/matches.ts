@@ -12,6 +12,7 @@ import {
   parseUint32,
   type CheckCtx,
   type EvalEnv,
+  type InlineMatch,
   type MatchFn,
   type Opt,
   type ParseCtx,
@@ -274,6 +275,17 @@ export class TcpMatch extends MatchExt {
     return plain ? this.dpts[0] : -1;
   }
 
+  inline(): InlineMatch | null {
+    const plain =
+      skipPorts(this.spts[0], this.spts[1], this.invSpt) &&
+      skipPorts(this.dpts[0], this.dpts[1], this.invDpt) &&
+      !this.option &&
+      !this.invOption &&
+      !this.flgMask &&
+      !this.invFlags;
+    return plain ? { kind: 'l4' } : null;
+  }
+
   compile(): MatchFn {
     const [s0, s1] = this.spts;
     const [d0, d1] = this.dpts;
@@ -366,6 +378,13 @@ export class UdpMatch extends MatchExt {
       skipPorts(this.spts[0], this.spts[1], this.invSpt)
       ? this.dpts[0]
       : -1;
+  }
+
+  inline(): InlineMatch | null {
+    const plain =
+      skipPorts(this.spts[0], this.spts[1], this.invSpt) &&
+      skipPorts(this.dpts[0], this.dpts[1], this.invDpt);
+    return plain ? { kind: 'l4' } : null;
   }
 
   compile(): MatchFn {
@@ -1092,6 +1111,12 @@ export class StatisticMatch extends MatchExt {
 
   get stateful(): boolean {
     return this.mode !== 'random';
+  }
+
+  inline(): InlineMatch | null {
+    return this.mode === 'random'
+      ? { kind: 'random', probability: this.probability, invert: this.invert }
+      : null;
   }
 
   compile(env: EvalEnv): MatchFn {

@@ -28,7 +28,14 @@ import {
 } from './ext.js';
 import { IpSetStore } from './ipset.js';
 import { listHeader, listRule, type ListFormat } from './listing.js';
-import { HookResult, Hook, PacketMeta, Verdict, type NodeAddressing } from './packet-meta.js';
+import {
+  HookResult,
+  Hook,
+  PacketMeta,
+  Verdict,
+  type NatRequest,
+  type NodeAddressing,
+} from './packet-meta.js';
 import {
   CMD_APPEND,
   CMD_CHECK,
@@ -289,41 +296,109 @@ const K_RETURN = 3;
 const K_JUMP = 4;
 const K_GOTO = 5;
 const K_EXT = 6;
+/** DNAT/SNAT to fixed addresses: the request is a constant of the rule. */
+const K_NAT = 7;
 
+/** CRule.flags */
+const F_INV_SRC = 1;
+const F_INV_DST = 2;
+const F_INV_PROTO = 4;
+/** -f: only non-first fragments; ! -f: only first fragments and whole packets. */
+const F_FRAG = 8;
+const F_NOT_FRAG = 16;
+/** -i or -o given (see inIf/outIf and the four flags after this one). */
+const F_IFACE = 32;
+const F_IN_PREFIX = 64;
+const F_INV_IN = 128;
+const F_OUT_PREFIX = 256;
+const F_INV_OUT = 512;
+/** In an index run: reached only through its (dst, proto, dport) key, which implies the match. */
+const F_IMPLIED = 1024;
+/** `next` is a candidate inside an index run (no lookup there). */
+const F_NEXT_SKIP = 2048;
+/** The rule's only match is a plain -m tcp/udp: it needs the L4 header (first fragment). */
+const F_L4 = 4096;
+/** The rule's only match is statistic --mode random, inverted. */
+const F_PROB_INV = 8192;
+
+/**
+ * A compiled rule. The fields a packet reads come first and the rule's own state
+ * (counters) is here too, so that a rule costs few cache lines: with thousands of
+ * Services each new connection touches a few chains nobody touched recently.
+ */
 interface CRule {
-  rule: Rule;
-  num: number;
   smsk: number;
   src: number;
-  invSrc: boolean;
   dmsk: number;
   dst: number;
-  invDst: boolean;
-  /** null: any interface */
-  inIf: string | null;
-  inPrefix: boolean;
-  invIn: boolean;
-  outIf: string | null;
-  outPrefix: boolean;
-  invOut: boolean;
+  flags: number;
   proto: number;
-  invProto: boolean;
-  /** 0: no -f; 1: -f; 2: ! -f */
-  frag: number;
+  /** statistic --mode random inlined: match when 31 random bits < prob; -1 when none. */
+  prob: number;
   m: MatchFn[];
   kind: number;
-  jump: CChain | null;
-  tfn: TargetFn | null;
   /** Where evaluation continues after this rule (the next rule, or the next candidate in an index run). */
   next: number;
-  /** `next` is a candidate inside an index run (no lookup there). */
-  nextSkip: boolean;
+  jump: CChain | null;
+  tfn: TargetFn | null;
+  nat: NatRequest | null;
+  /** Counted here, added to the Rule when the rule is recompiled or its counters are read. */
+  packets: number;
+  bytes: number;
+  rule: Rule;
+  num: number;
+  /** Interface names without the "+" of a prefix; null: any. */
+  inIf: string | null;
+  outIf: string | null;
 }
 
 interface IndexRun {
   start: number;
   end: number;
-  map: Map<number, number>;
+  index: RunIndex;
+}
+
+/**
+ * The (dst, proto, dport) → first rule table of an index run: open addressing in one
+ * Int32Array of [dst, proto|port, rule + 1, 0] slots, so that a lookup touches one or two
+ * cache lines however many Services there are.
+ */
+class RunIndex {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+
+  constructor(entries: ReadonlyMap<number, number>) {
+    let size = 8;
+    while (size < entries.size * 2) size *= 2;
+    this.mask = size - 1;
+    this.slots = new Int32Array(size * 4);
+    for (const [key, rule] of entries) {
+      const dst = Math.floor(key / 262144) | 0;
+      const pp = key % 262144;
+      let i = RunIndex.hash(dst, pp) & this.mask;
+      while (this.slots[i * 4 + 2] !== 0) i = (i + 1) & this.mask;
+      this.slots[i * 4] = dst;
+      this.slots[i * 4 + 1] = pp;
+      this.slots[i * 4 + 2] = rule + 1;
+    }
+  }
+
+  private static hash(dst: number, pp: number): number {
+    return (Math.imul(dst, 0x9e3779b1) ^ Math.imul(pp + 1, 0x85ebca6b)) >>> 7;
+  }
+
+  /** The first rule of the run with this key, or -1. `dst` as int32, pp = proto bit | port. */
+  get(dst: number, pp: number): number {
+    const slots = this.slots;
+    let i = RunIndex.hash(dst, pp) & this.mask;
+    for (;;) {
+      const o = i * 4;
+      const rule = slots[o + 2]!;
+      if (rule === 0) return -1;
+      if (slots[o] === dst && slots[o + 1] === pp) return rule - 1;
+      i = (i + 1) & this.mask;
+    }
+  }
 }
 
 interface CChain {
@@ -536,6 +611,7 @@ export class Netfilter {
     const stackChain = this.stackChain;
     const stackPc = this.stackPc;
     const stackSkip = this.stackSkip;
+    const random = this.env.random;
     if (base.built === null) this.build(base, ct);
     let chain = base;
     let rules = chain.rules;
@@ -559,11 +635,16 @@ export class Netfilter {
         const run = chain.runAt[pc];
         if (run !== undefined) {
           stats.indexLookups++;
-          let first: number | undefined;
-          if ((meta.proto === 6 || meta.proto === 17) && meta.dport >= 0 && meta.fragOff === 0) {
-            first = run.map.get(indexKey(meta.dst, meta.proto, meta.dport));
+          let first = -1;
+          if (
+            (meta.proto === 6 || meta.proto === 17) &&
+            meta.dport >= 0 &&
+            meta.sport >= 0 &&
+            meta.fragOff === 0
+          ) {
+            first = run.index.get(meta.dst | 0, (meta.proto === 17 ? 65536 : 0) + meta.dport);
           }
-          if (first === undefined) {
+          if (first < 0) {
             pc = run.end;
             continue;
           }
@@ -573,18 +654,18 @@ export class Netfilter {
       // (every path below sets skip again before the next rule)
       const r = rules[pc]!;
       stats.rulesEvaluated++;
-      if (!ruleMatches(r, meta)) {
+      if ((r.flags & F_IMPLIED) === 0 && !ruleMatches(r, meta, random)) {
         pc = r.next;
-        skip = r.nextSkip;
+        skip = (r.flags & F_NEXT_SKIP) !== 0;
         continue;
       }
-      r.rule.packets++;
-      r.rule.bytes += meta.ipLen;
+      r.packets++;
+      r.bytes += meta.ipLen;
       switch (r.kind) {
         case K_NONE:
           if (trace) this.emit(ct, chain, r);
           pc = r.next;
-          skip = r.nextSkip;
+          skip = (r.flags & F_NEXT_SKIP) !== 0;
           continue;
         case K_ACCEPT:
           if (trace) this.emit(ct, chain, r, 'ACCEPT');
@@ -614,7 +695,7 @@ export class Netfilter {
           }
           stackChain[sp] = chain;
           stackPc[sp] = r.next;
-          stackSkip[sp] = r.nextSkip ? 1 : 0;
+          stackSkip[sp] = (r.flags & F_NEXT_SKIP) !== 0 ? 1 : 0;
           sp++;
           chain = r.jump!;
           if (chain.built === null) this.build(chain, ct);
@@ -630,12 +711,17 @@ export class Netfilter {
           pc = 0;
           skip = false;
           continue;
+        case K_NAT:
+          result.nat = r.nat;
+          result.verdict = Verdict.ACCEPT;
+          if (trace) this.emit(ct, chain, r, r.rule.target!.name);
+          return;
         default: {
           const v = r.tfn!(meta, result);
           if (v === T_CONTINUE) {
             if (trace) this.emit(ct, chain, r);
             pc = r.next;
-            skip = r.nextSkip;
+            skip = (r.flags & F_NEXT_SKIP) !== 0;
             continue;
           }
           result.verdict = v as Verdict;
@@ -700,6 +786,7 @@ export class Netfilter {
       cc.policy = c.policy;
       cc.counter = c.counter;
       if (cc.built === c && !cc.stateful) return;
+      flushChainCounters(cc);
       cc.src = c;
       cc.built = null;
       cc.rules = NO_RULES;
@@ -737,14 +824,31 @@ export class Netfilter {
   private compileRule(r: Rule, num: number, chains: Map<string, CChain>): CRule {
     const inPrefix = r.inIf.endsWith('+');
     const outPrefix = r.outIf.endsWith('+');
-    const inIf = r.inIf === '' ? null : inPrefix ? r.inIf.slice(0, -1) : r.inIf;
-    const outIf = r.outIf === '' ? null : outPrefix ? r.outIf.slice(0, -1) : r.outIf;
+    let inIf: string | null = r.inIf === '' ? null : inPrefix ? r.inIf.slice(0, -1) : r.inIf;
+    let outIf: string | null = r.outIf === '' ? null : outPrefix ? r.outIf.slice(0, -1) : r.outIf;
+    if (inIf === '' && inPrefix && !r.invIn) inIf = null;
+    if (outIf === '' && outPrefix && !r.invOut) outIf = null;
+    let flags = 0;
+    if (r.invSrc) flags |= F_INV_SRC;
+    if (r.invDst) flags |= F_INV_DST;
+    if (r.invProto) flags |= F_INV_PROTO;
+    if (r.frag) flags |= r.invFrag ? F_NOT_FRAG : F_FRAG;
+    if (inIf !== null || outIf !== null) flags |= F_IFACE;
+    if (inPrefix) flags |= F_IN_PREFIX;
+    if (r.invIn) flags |= F_INV_IN;
+    if (outPrefix) flags |= F_OUT_PREFIX;
+    if (r.invOut) flags |= F_INV_OUT;
     let kind = K_NONE;
     let jump: CChain | null = null;
     let tfn: TargetFn | null = null;
+    let nat: NatRequest | null = null;
     if (r.target) {
-      kind = K_EXT;
-      tfn = r.target.compile(this.env);
+      nat = r.target.natRequest();
+      if (nat !== null) kind = K_NAT;
+      else {
+        kind = K_EXT;
+        tfn = r.target.compile(this.env);
+      }
     } else if (r.jump === 'ACCEPT') kind = K_ACCEPT;
     else if (r.jump === 'DROP' || r.jump === 'QUEUE') kind = K_DROP;
     else if (r.jump === 'RETURN') kind = K_RETURN;
@@ -752,33 +856,47 @@ export class Netfilter {
       kind = r.goto ? K_GOTO : K_JUMP;
       jump = chains.get(r.jump)!;
     }
+    // Matches: a single plain one (the common kube-proxy shapes) becomes fields of the
+    // rule; otherwise each compiles to a closure, tested in order.
+    let m = NO_MATCHES;
+    let prob = -1;
+    const active = r.matches.filter((x) => !x.inert);
+    const inline = active.length === 1 ? active[0]!.inline() : null;
+    if (inline !== null) {
+      if (inline.kind === 'l4') flags |= F_L4;
+      else {
+        prob = inline.probability;
+        if (inline.invert) flags |= F_PROB_INV;
+      }
+    } else if (active.length > 0) m = active.map((x) => x.compile(this.env));
     return {
-      rule: r,
-      num,
       smsk: r.smsk,
       src: r.src,
-      invSrc: r.invSrc,
       dmsk: r.dmsk,
       dst: r.dst,
-      invDst: r.invDst,
-      inIf: inIf === '' && inPrefix && !r.invIn ? null : inIf,
-      inPrefix,
-      invIn: r.invIn,
-      outIf: outIf === '' && outPrefix && !r.invOut ? null : outIf,
-      outPrefix,
-      invOut: r.invOut,
+      flags,
       proto: r.proto,
-      invProto: r.invProto,
-      frag: r.frag ? (r.invFrag ? 2 : 1) : 0,
-      m: r.matches.some((m) => !m.inert)
-        ? r.matches.filter((m) => !m.inert).map((m) => m.compile(this.env))
-        : NO_MATCHES,
+      prob,
+      m,
       kind,
+      next: num,
       jump,
       tfn,
-      next: num,
-      nextSkip: false,
+      nat,
+      packets: 0,
+      bytes: 0,
+      rule: r,
+      num,
+      inIf,
+      outIf,
     };
+  }
+
+  /** Adds the counts of compiled rules to their Rules (before counters are read or reset). */
+  private flushCounters(): void {
+    for (const ct of this.compiled.values()) {
+      for (const cc of ct.chains.values()) flushChainCounters(cc);
+    }
   }
 
   /* ---------------------------------------------------------------- validation and commit */
@@ -1102,6 +1220,8 @@ export class Netfilter {
         return '';
       }
       case CMD_RENAME_CHAIN: {
+        // The renamed chain's jumps are copied with their counters.
+        this.flushCounters();
         const t = txn.table(name);
         const newname = p.newname!;
         if (t.chains.has(newname) || STANDARD_VERDICTS.has(newname))
@@ -1147,6 +1267,7 @@ export class Netfilter {
   }
 
   private zero(t: Table, p: Parsed): void {
+    this.flushCounters();
     if (p.command & CMD_ZERO_NUM) {
       const c = t.chains.get(p.chain ?? '');
       if (!c) throw new KernelError('ENOENT');
@@ -1164,6 +1285,7 @@ export class Netfilter {
   }
 
   private list(t: Table, p: Parsed): string {
+    this.flushCounters();
     const f: ListFormat = {
       numeric: (p.options & OPT_NUMERIC) !== 0,
       verbose: (p.options & OPT_VERBOSE) !== 0,
@@ -1187,6 +1309,7 @@ export class Netfilter {
   }
 
   private listRules(t: Table, p: Parsed): string {
+    this.flushCounters();
     const counters = (p.options & OPT_VERBOSE) !== 0;
     let out = '';
     let found = false;
@@ -1218,6 +1341,7 @@ export class Netfilter {
    * (instantiating it), with [packets:bytes] before each rule when `counters`.
    */
   save(opts: { table?: string; counters?: boolean } = {}): string {
+    this.flushCounters();
     let names: TableName[];
     if (opts.table !== undefined) {
       try {
@@ -1440,27 +1564,54 @@ export class Netfilter {
   }
 }
 
-function ruleMatches(r: CRule, m: PacketMeta): boolean {
-  if (((m.src & r.smsk) === r.src) === r.invSrc) return false;
-  if (((m.dst & r.dmsk) === r.dst) === r.invDst) return false;
-  if (r.inIf !== null && (r.inPrefix ? m.inIf.startsWith(r.inIf) : m.inIf === r.inIf) === r.invIn)
-    return false;
-  if (
-    r.outIf !== null &&
-    (r.outPrefix ? m.outIf.startsWith(r.outIf) : m.outIf === r.outIf) === r.invOut
-  ) {
-    return false;
+function ruleMatches(r: CRule, m: PacketMeta, random: () => number): boolean {
+  const f = r.flags;
+  if (((m.src & r.smsk) === r.src) === ((f & F_INV_SRC) !== 0)) return false;
+  if (((m.dst & r.dmsk) === r.dst) === ((f & F_INV_DST) !== 0)) return false;
+  if ((f & F_IFACE) !== 0 && !ifacesMatch(r, m, f)) return false;
+  if (r.proto !== 0 && (m.proto === r.proto) === ((f & F_INV_PROTO) !== 0)) return false;
+  if ((f & (F_FRAG | F_NOT_FRAG | F_L4)) !== 0) {
+    if ((f & F_FRAG) !== 0 && m.fragOff === 0) return false;
+    if ((f & F_NOT_FRAG) !== 0 && m.fragOff !== 0) return false;
+    // A plain -m tcp/udp: the ports are there (not a later fragment, header complete).
+    if ((f & F_L4) !== 0 && (m.fragOff !== 0 || m.sport < 0 || m.dport < 0)) return false;
   }
-  if (r.proto !== 0 && (m.proto === r.proto) === r.invProto) return false;
-  if (r.frag === 1 ? m.fragOff === 0 : r.frag === 2 && m.fragOff !== 0) return false;
   const ms = r.m;
   for (let i = 0; i < ms.length; i++) if (!ms[i]!(m)) return false;
+  // statistic --mode random: (get_random_u32() & 0x7FFFFFFF) < probability.
+  if (r.prob >= 0 && Math.floor(random() * 0x80000000) < r.prob === ((f & F_PROB_INV) !== 0))
+    return false;
   return true;
+}
+
+function ifacesMatch(r: CRule, m: PacketMeta, f: number): boolean {
+  const i = r.inIf;
+  if (
+    i !== null &&
+    ((f & F_IN_PREFIX) !== 0 ? m.inIf.startsWith(i) : m.inIf === i) === ((f & F_INV_IN) !== 0)
+  )
+    return false;
+  const o = r.outIf;
+  if (
+    o !== null &&
+    ((f & F_OUT_PREFIX) !== 0 ? m.outIf.startsWith(o) : m.outIf === o) === ((f & F_INV_OUT) !== 0)
+  )
+    return false;
+  return true;
+}
+
+function flushChainCounters(cc: CChain): void {
+  for (const r of cc.rules) {
+    if (r.packets === 0 && r.bytes === 0) continue;
+    r.rule.packets += r.packets;
+    r.rule.bytes += r.bytes;
+    r.packets = r.bytes = 0;
+  }
 }
 
 /** Finds index runs; sets each rule's continuation; returns the run starting at each position. */
 function buildIndex(rules: Rule[], crules: CRule[]): Array<IndexRun | undefined> {
-  const runAt: Array<IndexRun | undefined> = [];
+  let runAt: Array<IndexRun | undefined> = NO_RUNS;
   const keys = rules.map(ruleIndexKey);
   let i = 0;
   while (i < rules.length) {
@@ -1476,12 +1627,14 @@ function buildIndex(rules: Rule[], crules: CRule[]): Array<IndexRun | undefined>
       for (let k = j - 1; k >= i; k--) {
         const key = keys[k]!;
         const nxt = later.get(key);
-        crules[k]!.next = nxt ?? j;
-        crules[k]!.nextSkip = nxt !== undefined;
+        const cr = crules[k]!;
+        cr.next = nxt ?? j;
+        cr.flags |= F_IMPLIED | (nxt !== undefined ? F_NEXT_SKIP : 0);
         later.set(key, k);
         map.set(key, k);
       }
-      runAt[i] = { start: i, end: j, map };
+      if (runAt === NO_RUNS) runAt = [];
+      runAt[i] = { start: i, end: j, index: new RunIndex(map) };
     }
     i = j;
   }

@@ -241,6 +241,21 @@ abstract class NatTarget extends TargetExt {
     return c.table === 'nat' && (c.hookMask & ~this.hooks) === 0;
   }
 
+  natRequest(): NatRequest | null {
+    const r = this.range;
+    if ((this.kind !== 'DNAT' && this.kind !== 'SNAT') || !r.mapIps) return null;
+    return Object.freeze({
+      kind: this.kind,
+      minAddr: r.minAddr,
+      maxAddr: r.maxAddr,
+      minPort: r.protoSpecified ? r.minPort : 0,
+      maxPort: r.protoSpecified ? r.maxPort : 0,
+      random: r.random,
+      randomFully: r.randomFully,
+      persistent: r.persistent,
+    });
+  }
+
   /** The NatRequest for a packet (address fields may depend on interfaces). */
   compile(env: EvalEnv): TargetFn {
     const r = this.range;
