@@ -547,10 +547,10 @@ export function kubeProxyRulesFor(
 ): KubeProxyRules {
   const r = resolveOptions(opts);
   const mark = r.mark;
-  const filterChains: string[] = [];
-  const filterRules: string[] = [];
-  const natChains: string[] = [];
-  const natRules: string[] = [];
+  const filterChains = new LineBuffer();
+  const filterRules = new LineBuffer();
+  const natChains = new LineBuffer();
+  const natRules = new LineBuffer();
   const filterChainNames: string[] = [];
   const natChainNames: string[] = [];
   const declareFilter = (c: string) => {
@@ -629,7 +629,7 @@ export function kubeProxyRulesFor(
       else writtenServices++;
     }
     // The chains of this port: declared and written, unless the Service is kept.
-    const out: string[] | null = keep ? null : natRules;
+    const out: LineBuffer | null = keep ? null : natRules;
     const chainOf = (c: string) => {
       if (keep) return;
       declareNat(c);
@@ -913,8 +913,8 @@ export function kubeProxyRulesFor(
     `-A ${KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   );
 
-  const filter = `*filter\n${joinLines(filterChains)}${joinLines(filterRules)}COMMIT\n`;
-  const nat = `*nat\n${joinLines(natChains)}${joinLines(natRules)}COMMIT\n`;
+  const filter = `*filter\n${filterChains.text()}${filterRules.text()}COMMIT\n`;
+  const nat = `*nat\n${natChains.text()}${natRules.text()}COMMIT\n`;
   return {
     filter,
     nat,
@@ -952,12 +952,36 @@ function serviceFingerprints(ports: readonly PortInfo[]): Map<string, string> {
   return out;
 }
 
-function joinLines(lines: readonly string[]): string {
-  return lines.length === 0 ? '' : lines.join('\n') + '\n';
+/**
+ * Lines of restore input (proxyutil.LineBuffer). They are joined in chunks as they come,
+ * so each line's pieces die young instead of living, and being copied by the garbage
+ * collector, until the whole text is joined.
+ */
+class LineBuffer {
+  private readonly lines: string[] = [];
+  private readonly chunks: string[] = [];
+
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length === 256) this.flush();
+  }
+
+  private flush(): void {
+    if (this.lines.length === 0) return;
+    this.lines.push('');
+    this.chunks.push(this.lines.join('\n'));
+    this.lines.length = 0;
+  }
+
+  /** The lines, each ending with a newline. */
+  text(): string {
+    this.flush();
+    return this.chunks.join('');
+  }
 }
 
 function writeServiceToEndpointRules(
-  natRules: string[],
+  natRules: LineBuffer,
   p: PortInfo,
   svcChain: string,
   endpoints: readonly EndpointInfo[],
