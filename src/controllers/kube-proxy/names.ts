@@ -147,27 +147,9 @@ export function servicePortNameString(namespace: string, name: string, portName:
   return portName === '' ? `${namespace}/${name}` : `${namespace}/${name}:${portName}`;
 }
 
-/**
- * Names already computed, by hashed text. Every sync hashes the same strings again;
- * the cache makes later syncs skip SHA-256. Cleared when it grows past the limit, so
- * it stays bounded whatever the churn.
- */
-const NAME_CACHE = new Map<string, string>();
-const NAME_CACHE_LIMIT = 1 << 18;
-
-function cachedHash16(text: string): string {
-  let name = NAME_CACHE.get(text);
-  if (name === undefined) {
-    name = hash16(text);
-    if (NAME_CACHE.size >= NAME_CACHE_LIMIT) NAME_CACHE.clear();
-    NAME_CACHE.set(text, name);
-  }
-  return name;
-}
-
 /** portProtoHash: the 16-character suffix shared by KUBE-SVC-/SVL-/EXT-/FW- of a port. */
 export function portProtoHash(svcPortName: string, protocol: string): string {
-  return cachedHash16(svcPortName + protocol.toLowerCase());
+  return hash16(svcPortName + protocol.toLowerCase());
 }
 
 /**
@@ -185,7 +167,7 @@ export function servicePortChainName(
 
 /** KUBE-SEP- chain of one endpoint ("ip:port") of a service port. */
 export function endpointChainName(svcPortName: string, protocol: string, endpoint: string): string {
-  return 'KUBE-SEP-' + cachedHash16(svcPortName + protocol.toLowerCase() + endpoint);
+  return 'KUBE-SEP-' + hash16(svcPortName + protocol.toLowerCase() + endpoint);
 }
 
 /** isServiceChainName: the per-service chains stale-chain deletion may remove. */
