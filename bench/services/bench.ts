@@ -305,6 +305,8 @@ function setUp(n: number): Scale {
   // A resync of the same state (nothing changed), then one-Service changes.
   const resync = syncTimed(kernel, state);
   result.resyncMs = resync.wall;
+  result.resyncGenerateMs = resync.gen;
+  result.resyncApplyMs = resync.apply;
   const changeState: number[] = [];
   const changeSync: number[] = [];
   const changeGen: number[] = [];
@@ -539,7 +541,9 @@ function main(): void {
         `(generate ${fmt(r.generateMs)} + apply ${fmt(r.applyMs)}; CPU ${fmt(r.firstSyncCpuMs)} ms); ` +
         `${fmt(r.natRules)} nat rules, ${fmt(r.natChains)} chains; heap ${fmt(r.heapUsedMiB)} MiB ` +
         `(+${fmt(r.heapDeltaMiB)}), rss ${fmt(r.rssMiB)} MiB (+${fmt(r.rssDeltaMiB)}); ` +
-        `resync ${fmt(r.resyncMs)} ms; one-Service change: state ${fmt(r.changeStateMs)} ms + sync ${fmt(r.changeSyncMs)} ms`,
+        `resync ${fmt(r.resyncMs)} ms (${fmt(r.resyncGenerateMs)} + ${fmt(r.resyncApplyMs)}); ` +
+        `one-Service change: state ${fmt(r.changeStateMs)} ms + sync ${fmt(r.changeSyncMs)} ms ` +
+        `(${fmt(r.changeGenerateMs)} + ${fmt(r.changeApplyMs)})`,
     );
   }
 

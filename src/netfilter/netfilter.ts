@@ -116,6 +116,9 @@ interface Counter {
   bytes: number;
 }
 
+/** User chains have no policy, so nothing counts on their counter: they share one. */
+const USER_CHAIN_COUNTER: Counter = { packets: 0, bytes: 0 };
+
 class Chain {
   /**
    * Hook mask with which the rules' checkentry tests last passed (-1: not yet). A chain
@@ -771,16 +774,8 @@ export class Netfilter {
     const update = (c: Chain): void => {
       const cc = cchains.get(c.name);
       if (cc === undefined) {
-        cchains.set(c.name, {
-          name: c.name,
-          src: c,
-          built: null,
-          stateful: false,
-          rules: NO_RULES,
-          runAt: NO_RUNS,
-          policy: c.policy,
-          counter: c.counter,
-        });
+        // Built-in chains are the entry points; others get theirs when a jump is compiled.
+        if (c.builtin) cchains.set(c.name, newCChain(c));
         return;
       }
       cc.policy = c.policy;
@@ -816,12 +811,12 @@ export class Netfilter {
     const c = cc.src;
     cc.stateful = c.rules.some((r) => r.stateful);
     if (cc.stateful) ct.stateful.add(cc);
-    cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, ct.chains));
+    cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, ct));
     cc.runAt = this.useIndex ? buildIndex(c.rules, cc.rules) : NO_RUNS;
     cc.built = c;
   }
 
-  private compileRule(r: Rule, num: number, chains: Map<string, CChain>): CRule {
+  private compileRule(r: Rule, num: number, ct: CTable): CRule {
     const inPrefix = r.inIf.endsWith('+');
     const outPrefix = r.outIf.endsWith('+');
     let inIf: string | null = r.inIf === '' ? null : inPrefix ? r.inIf.slice(0, -1) : r.inIf;
@@ -854,7 +849,7 @@ export class Netfilter {
     else if (r.jump === 'RETURN') kind = K_RETURN;
     else if (r.jump !== '') {
       kind = r.goto ? K_GOTO : K_JUMP;
-      jump = chains.get(r.jump)!;
+      jump = compiledChain(ct, r.jump)!;
     }
     // Matches: a single plain one (the common kube-proxy shapes) becomes fields of the
     // rule; otherwise each compiles to a closure, tested in order.
@@ -1197,7 +1192,7 @@ export class Netfilter {
         const t = txn.table(name);
         if (t.chains.has(p.chain!) || STANDARD_VERDICTS.has(p.chain!))
           throw new KernelError('EEXIST');
-        t.add(new Chain(p.chain!, false, null, { packets: 0, bytes: 0 }, []));
+        t.add(new Chain(p.chain!, false, null, USER_CHAIN_COUNTER, []));
         return '';
       }
       case CMD_DELETE_CHAIN: {
@@ -1500,10 +1495,7 @@ export class Netfilter {
     counters: boolean,
     program: string,
   ): void {
-    const words = buffer
-      .slice(1)
-      .split(/[ \t\n]+/)
-      .filter((s) => s !== '');
+    const words = splitWords(buffer, 1);
     const chain = words[0];
     if (chain === undefined)
       throw new ParameterProblem(`${program}: line ${line} chain name invalid`);
@@ -1514,7 +1506,7 @@ export class Netfilter {
       if (noflush && existing) t.writable(chain, true);
       else if (existing || STANDARD_VERDICTS.has(chain)) {
         throw new ParameterProblem(`error creating chain '${chain}':File exists`);
-      } else t.add(new Chain(chain, false, null, { packets: 0, bytes: 0 }, []));
+      } else t.add(new Chain(chain, false, null, USER_CHAIN_COUNTER, []));
     }
     const policy = words[1];
     if (policy === undefined) throw new ParameterProblem(`${program}: line ${line} policy invalid`);
@@ -1557,7 +1549,7 @@ export class Netfilter {
   /** Index runs of a chain (for tests and introspection): [first, last] rule numbers, 1-based. */
   indexRuns(table: TableName, chain: string): Array<[number, number]> {
     const ct = this.compiled.get(table);
-    const cc = ct?.chains.get(chain);
+    const cc = ct === undefined ? undefined : compiledChain(ct, chain);
     if (!ct || !cc) return [];
     if (cc.built === null) this.build(cc, ct);
     return cc.runAt.filter((r): r is IndexRun => r !== undefined).map((r) => [r.start + 1, r.end]);
@@ -1598,6 +1590,31 @@ function ifacesMatch(r: CRule, m: PacketMeta, f: number): boolean {
   )
     return false;
   return true;
+}
+
+function newCChain(c: Chain): CChain {
+  return {
+    name: c.name,
+    src: c,
+    built: null,
+    stateful: false,
+    rules: NO_RULES,
+    runAt: NO_RUNS,
+    policy: c.policy,
+    counter: c.counter,
+  };
+}
+
+/** The compiled chain of that name, created on first use; undefined if there is no such chain. */
+function compiledChain(ct: CTable, name: string): CChain | undefined {
+  let cc = ct.chains.get(name);
+  if (cc === undefined) {
+    const c = ct.table?.chains.get(name);
+    if (c === undefined) return undefined;
+    cc = newCChain(c);
+    ct.chains.set(name, cc);
+  }
+  return cc;
 }
 
 function flushChainCounters(cc: CChain): void {
@@ -1655,6 +1672,25 @@ function retarget(r: Rule, chain: string): Rule {
   const n = Object.assign(new Rule(), r);
   n.jump = chain;
   return n.finish();
+}
+
+/** The words of s from `from`, separated by runs of spaces, tabs and newlines. */
+function splitWords(s: string, from: number): string[] {
+  const out: string[] = [];
+  const n = s.length;
+  let i = from;
+  while (i < n) {
+    let c = s.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10) {
+      i++;
+      continue;
+    }
+    const start = i;
+    do c = s.charCodeAt(++i);
+    while (i < n && c !== 32 && c !== 9 && c !== 10);
+    out.push(s.slice(start, i));
+  }
+  return out;
 }
 
 /** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */

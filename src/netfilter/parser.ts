@@ -353,7 +353,7 @@ class CommandParser implements ParseCtx {
   optind = 0;
   /** Extension option blocks, newest first (xtables_merge_options order). */
   readonly extOpts: ExtOptBlock[] = [];
-  readonly loadedMatchNames = new Set<string>();
+  readonly loadedMatchNames: string[] = [];
   targetLoaded = false;
 
   constructor(
@@ -414,8 +414,8 @@ class CommandParser implements ParseCtx {
       throw new ParameterProblem(`Couldn't load match \`${name}':No such file or directory\n`);
     const m = f();
     this.p.matches.push(m);
-    if (!this.loadedMatchNames.has(name)) {
-      this.loadedMatchNames.add(name);
+    if (!this.loadedMatchNames.includes(name)) {
+      this.loadedMatchNames.push(name);
       this.addExtOpts('match', m);
     }
     return m;
