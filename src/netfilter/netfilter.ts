@@ -1090,6 +1090,8 @@ export class Netfilter {
       if (p.goto) throw new ParameterProblem(`goto '${p.jumpto}' is not a chain`);
       throw new ParameterProblem(`Couldn't load target \`${p.jumpto}':No such file or directory\n`);
     }
+    // A jump names its chain by the chain's own string (the line's word is not kept).
+    const jump = p.target ? '' : (t.chains.get(p.jumpto)?.name ?? p.jumpto);
     const rules: Rule[] = [];
     // An array of exactly the right size (the parser's grew by pushes): rule sets are large.
     const matches = p.matches.length === 0 ? NO_EXTS : p.matches.slice();
@@ -1112,7 +1114,7 @@ export class Netfilter {
         r.invFrag = p.invFrag;
         r.matches = matches;
         r.target = p.target;
-        r.jump = p.target ? '' : p.jumpto;
+        r.jump = jump;
         r.goto = p.goto;
         if (p.options & OPT_COUNTERS) {
           r.packets = p.pcnt;
