@@ -222,6 +222,13 @@ export abstract class MatchExt extends Ext {
   inline(): InlineMatch | null {
     return null;
   }
+  /**
+   * Two parsed instances that save the same text behave the same and keep no state of
+   * their own once parsed: a restore keeps one of them for all its rules.
+   */
+  get shareable(): boolean {
+    return false;
+  }
   /** Matches that never affect the verdict (-m comment) do not break an index run. */
   get inert(): boolean {
     return false;

@@ -275,6 +275,10 @@ export class TcpMatch extends MatchExt {
     return plain ? this.dpts[0] : -1;
   }
 
+  get shareable(): boolean {
+    return true;
+  }
+
   inline(): InlineMatch | null {
     const plain =
       skipPorts(this.spts[0], this.spts[1], this.invSpt) &&
@@ -378,6 +382,10 @@ export class UdpMatch extends MatchExt {
       skipPorts(this.spts[0], this.spts[1], this.invSpt)
       ? this.dpts[0]
       : -1;
+  }
+
+  get shareable(): boolean {
+    return true;
   }
 
   inline(): InlineMatch | null {
@@ -678,6 +686,10 @@ export class CommentMatch extends MatchExt {
   readonly name = 'comment';
   readonly opts: readonly Opt[] = COMMENT_MATCH_OPTS;
   comment = '';
+
+  get shareable(): boolean {
+    return true;
+  }
 
   parse(_id: number, arg: string): void {
     if (arg.length > 255) {
@@ -1117,6 +1129,10 @@ export class StatisticMatch extends MatchExt {
     return this.mode === 'random'
       ? { kind: 'random', probability: this.probability, invert: this.invert }
       : null;
+  }
+
+  get shareable(): boolean {
+    return this.mode === 'random';
   }
 
   compile(env: EvalEnv): MatchFn {

@@ -1397,6 +1397,7 @@ export class Netfilter {
       return new IptablesError(msg, `${msg}\n`, 1);
     };
     const services = { ipsets: this.ipsets };
+    const shared = new Map<string, MatchExt>();
     const n = text.length;
     let start = 0;
     while (start < n) {
@@ -1452,6 +1453,17 @@ export class Netfilter {
         }
         tokenizeRestoreLine(rest, argv);
         const p = parseCommand(argv, services, true);
+        // Identical stateless matches (kube-proxy writes the same few thousands of times)
+        // are kept once.
+        const ms = p.matches;
+        for (let i = 0; i < ms.length; i++) {
+          const m = ms[i]!;
+          if (!m.shareable) continue;
+          const key = `${m.name} ${m.save()}`;
+          const known = shared.get(key);
+          if (known === undefined) shared.set(key, m);
+          else ms[i] = known;
+        }
         if (p.command & (CMD_VERSION | CMD_HELP)) continue;
         try {
           this.execute(p, txn);
