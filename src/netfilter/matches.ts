@@ -20,6 +20,7 @@ import {
 import { portToService, serviceToPort } from './netdb.js';
 import { CtState, CtStatus, Hook, type PacketMeta } from './packet-meta.js';
 import {
+  detached,
   fixed11,
   ipToName,
   ipToString,
@@ -695,7 +696,7 @@ export class CommentMatch extends MatchExt {
     if (arg.length > 255) {
       throw new ParameterProblem('Argument must have a maximum length of 255 characters\n');
     }
-    this.comment = arg;
+    this.comment = detached(arg);
   }
   save(): string {
     return ` --comment${saveString(this.comment)}`;

@@ -64,6 +64,7 @@ import {
 } from './parser.js';
 import { RecentTables } from './recent.js';
 import { Rule, STANDARD_VERDICTS } from './rule.js';
+import { detached } from './util.js';
 
 export type TableName = 'raw' | 'mangle' | 'nat' | 'filter';
 
@@ -1520,7 +1521,7 @@ export class Netfilter {
       if (noflush && existing) t.writable(chain, true);
       else if (existing || STANDARD_VERDICTS.has(chain)) {
         throw new ParameterProblem(`error creating chain '${chain}':File exists`);
-      } else t.add(new Chain(chain, false, null, USER_CHAIN_COUNTER, []));
+      } else t.add(new Chain(detached(chain), false, null, USER_CHAIN_COUNTER, []));
     }
     const policy = words[1];
     if (policy === undefined) throw new ParameterProblem(`${program}: line ${line} policy invalid`);

@@ -226,6 +226,17 @@ export function parseHostNetworkMasks(spec: string): ReadonlyArray<{ addr: numbe
   return out;
 }
 
+/**
+ * A copy of s that does not keep a larger string alive: a word of a restore input is a
+ * slice of the whole input, which stays in memory as long as the slice does (V8 copies
+ * substrings shorter than 13 characters anyway).
+ */
+export function detached(s: string): string {
+  if (s.length < 13) return s;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return s;
+  return Buffer.from(s, 'latin1').toString('latin1');
+}
+
 /** printf("%-Ns", s) */
 export function padRight(s: string, n: number): string {
   return s.length >= n ? s : s + ' '.repeat(n - s.length);
