@@ -6,14 +6,17 @@
  *
  *   sudo node dist/bench/forwarding.js [--seconds 5]
  *
- * For each path: iperf3 TCP throughput; small packets (hping3 --flood, 18-byte
- * UDP payloads) counted at the receiver's eth0, with the CPU the agents used,
- * so the agents' capacity per core can be read off when the generator, not the
- * agent, is the limit; ping RTT p50. Everything runs in namespaces this script
+ * For each path: iperf3 TCP throughput, with the CPU the agents used meanwhile
+ * (core-seconds per Gbit is the cost of the path, less dependent than the
+ * throughput on what else runs on the machine); small packets (hping3 --flood,
+ * 18-byte UDP payloads) counted at the receiver's eth0, with the CPU the agents
+ * used, so the agents' capacity per core can be read off when the generator,
+ * not the agent, is the limit; ping RTT p50. Everything runs in namespaces this script
  * creates and removes; nothing leaves them.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -23,9 +26,13 @@ const cli = join(root, 'dist', 'src', 'cli', 'main.js');
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' } } });
 const seconds = Number(values.seconds);
 const CLK_TCK = 100;
+/** Names unique to this run: other benchmarks or tests may run on the machine at the same time. */
+const tag = process.pid.toString(36);
 
 interface PathResult {
   tcpGbps: number;
+  /** CPU seconds the agents used per second during the TCP run (1.0 = one core). */
+  tcpAgentCpu: number | null;
   pps: number;
   /** CPU seconds the agents used per second during the small-packet run (1.0 = one core). */
   agentCpu: number | null;
@@ -61,11 +68,17 @@ async function measure(
   });
   await sleep(500);
   try {
+    const tcpCpu0 = cpuTicks(agentPids);
+    const tcpT0 = process.hrtime.bigint();
     const tcp = JSON.parse(
       inNs(clientNs, ['iperf3', '-c', serverIp, '-t', String(seconds), '-J']),
     ) as {
       end: { sum_received: { bits_per_second: number } };
     };
+    const tcpElapsed = Number(process.hrtime.bigint() - tcpT0) / 1e9;
+    const tcpAgentCpu = agentPids.length
+      ? (cpuTicks(agentPids) - tcpCpu0) / CLK_TCK / tcpElapsed
+      : null;
     const rx = () =>
       Number(inNs(serverNs, ['cat', '/sys/class/net/eth0/statistics/rx_packets']).trim());
     const rx0 = rx();
@@ -103,6 +116,7 @@ async function measure(
       .sort((a, b) => a - b);
     return {
       tcpGbps: tcp.end.sum_received.bits_per_second / 1e9,
+      tcpAgentCpu,
       pps,
       agentCpu,
       pingP50Ms: times[Math.floor(times.length / 2)] ?? NaN,
@@ -114,9 +128,9 @@ async function measure(
 
 /** Two namespaces joined by a veth pair, or each by a veth to a bridge in a third. */
 async function kernelPath(bridged: boolean): Promise<PathResult> {
-  const a = 'kwbench-k-a';
-  const b = 'kwbench-k-b';
-  const br = 'kwbench-k-br';
+  const a = `kwb-${tag}-a`;
+  const b = `kwb-${tag}-b`;
+  const br = `kwb-${tag}-br`;
   const all = bridged ? [a, b, br] : [a, b];
   try {
     for (const ns of all) sh('ip', ['netns', 'add', ns]);
@@ -201,29 +215,32 @@ async function agentPath(lab: string, manifests: string[]): Promise<PathResult> 
 }
 
 const fx = join(root, 'bench', 'fixtures');
+const loadBefore = loadavg();
 const rows: [string, PathResult][] = [
   ['same node: kernel veth pair', await kernelPath(false)],
-  ['same node: kubewire agent', await agentPath('kwbench1', [join(fx, 'forwarding-single')])],
+  ['same node: kubewire agent', await agentPath(`kwb1${tag}`, [join(fx, 'forwarding-single')])],
   ['cross node: kernel veth + bridge', await kernelPath(true)],
   [
     'cross node: kubewire IPIP (2 agents)',
-    await agentPath('kwbench2', [
+    await agentPath(`kwb2${tag}`, [
       join(root, 'nodes'),
       join(root, 'compose', 'manifests', '00-cluster.yaml'),
       join(fx, 'forwarding'),
     ]),
   ],
 ];
+const load = (l: number[]) => l.map((x) => x.toFixed(2)).join(' ');
 console.log(
-  `forwarding benchmark: ${seconds} s per measurement, ${new Date().toISOString()}, ${sh('nproc', []).trim()} cores`,
+  `forwarding benchmark: ${seconds} s per measurement, ${new Date().toISOString()}, ${sh('nproc', []).trim()} cores, ` +
+    `load average ${load(loadBefore)} before, ${load(loadavg())} after`,
 );
 console.log(
-  '| path | iperf3 TCP Gbit/s | small packets pps (received) | agent CPU (cores) | pps per agent core | ping p50 ms |',
+  '| path | iperf3 TCP Gbit/s | agent CPU during TCP (cores) | agent core-s per Gbit | small packets pps (received) | agent CPU (cores) | pps per agent core | ping p50 ms |',
 );
-console.log('|---|---|---|---|---|---|');
+console.log('|---|---|---|---|---|---|---|---|');
 for (const [name, r] of rows) {
   const perCore = r.agentCpu ? Math.round(r.pps / r.agentCpu).toLocaleString('en') : '';
   console.log(
-    `| ${name} | ${r.tcpGbps.toFixed(2)} | ${Math.round(r.pps).toLocaleString('en')} | ${r.agentCpu?.toFixed(2) ?? ''} | ${perCore} | ${r.pingP50Ms.toFixed(3)} |`,
+    `| ${name} | ${r.tcpGbps.toFixed(2)} | ${r.tcpAgentCpu?.toFixed(2) ?? ''} | ${r.tcpAgentCpu ? (r.tcpAgentCpu / r.tcpGbps).toFixed(2) : ''} | ${Math.round(r.pps).toLocaleString('en')} | ${r.agentCpu?.toFixed(2) ?? ''} | ${perCore} | ${r.pingP50Ms.toFixed(3)} |`,
   );
 }

@@ -26,10 +26,10 @@ mkdir -p "$run_dir"
 # The node containers start together: one at a time seeds the shared manifests.
 flock "$run_dir/.prepare.lock" node "$app/dist/src/lab/compose.js" prepare
 
-# The healthcheck (kubewire-health) tests a marker written once the agent has converged;
-# a marker of an earlier run on the same volume does not count. The waiter is detached
-# (init, PID 1, reaps it).
-rm -f "$run_dir/${KUBEWIRE_LAB:-kw}/nodes/$node_name/ready"
-(node "$app/dist/src/lab/compose.js" wait-ready &)
+# The healthcheck (kubewire-health) tests a marker the agent writes once it has converged
+# (--ready-file); a marker of an earlier run on the same volume does not count.
+ready="$run_dir/${KUBEWIRE_LAB:-kw}/nodes/$node_name/ready"
+rm -f "$ready"
 
-exec node "$app/dist/src/agent/main.js" --node "$node_name" "$@"
+# The agent's Node.js flags are those of src/agent/workloads.ts BUILTIN_NODE_FLAGS (why: there).
+exec node --max-semi-space-size=1 "$app/dist/src/agent/main.js" --node "$node_name" --ready-file "$ready" "$@"

@@ -1,8 +1,11 @@
 /**
- * The node agent process: `node dist/src/agent/main.js --lab NAME --node NAME`,
- * started by `kubewire up` inside the node's network namespace (netns mode) or
- * as a container's entrypoint (compose mode).
+ * The node agent process: `node dist/src/agent/main.js --lab NAME --node NAME
+ * [--ready-file PATH]`, started by `kubewire up` inside the node's network namespace
+ * (netns mode) or as a container's entrypoint (compose mode). `--ready-file`: written
+ * (atomically) once the agent has converged the first time, for supervisors that test
+ * a file (the compose healthcheck, images/node-health.sh).
  */
+import { renameSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
 import { LabLayout, labNameFromEnv } from './lab-layout.js';
@@ -10,7 +13,11 @@ import { NodeAgent } from './node-agent.js';
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
-    options: { lab: { type: 'string' }, node: { type: 'string' } },
+    options: {
+      lab: { type: 'string' },
+      node: { type: 'string' },
+      'ready-file': { type: 'string' },
+    },
   });
   const nodeName = values.node ?? process.env.KUBEWIRE_NODE;
   if (!nodeName) throw new Error('--node NAME is required');
@@ -38,6 +45,17 @@ async function main(): Promise<void> {
   });
   await agent.start();
   logger.info('agent started');
+  const readyFile = values['ready-file'];
+  if (readyFile) {
+    const st = agent.status();
+    const ready = st.pods.filter((p) => p.ready).length;
+    const tmp = `${readyFile}.${process.pid}.tmp`;
+    writeFileSync(
+      tmp,
+      `${new Date().toISOString()} ${nodeName}: ready, generation ${st.generation}, ${ready}/${st.pods.length} pods ready\n`,
+    );
+    renameSync(tmp, readyFile);
+  }
 }
 
 main().catch((err: Error) => {

@@ -11,7 +11,7 @@ import { NetInterface } from '../dataplane/interface.js';
 import { formatNeighbour } from '../dataplane/neighbours.js';
 import { formatRoute } from '../dataplane/routes.js';
 import { ipv4FromString, ipv4ToString, macFromString, parseCidr } from '../packet/addr.js';
-import { TapDevice } from '../tap/index.js';
+import { PacketSocket, TapDevice } from '../tap/index.js';
 import { AGENT_VNET_HDR, openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
@@ -28,7 +28,14 @@ import { releaseUnderlay, takeOverUnderlay, type UnderlayConfig } from './underl
 import { calicoRoutes } from '../controllers/calico-routes.js';
 import { NodeKernel } from './node-kernel.js';
 import { conntrackCommand } from './conntrack-command.js';
+import { collectAgentMetrics, renderAgentMetrics, serveMetrics } from './metrics.js';
+import { traceSession } from './trace-session.js';
+import type { Server } from 'node:http';
 import { join } from 'node:path';
+import { NodeLiveness } from './liveness.js';
+import { L2Speaker } from './l2-speaker.js';
+import { SharedEchoHost } from './shared-echo.js';
+import { sharedEchoProgram } from './workloads.js';
 
 /** Outer IPv4 header of IPIP: tunl0's MTU is the underlay's minus 20. */
 const IPIP_OVERHEAD = 20;
@@ -36,6 +43,12 @@ const IPIP_OVERHEAD = 20;
 /** The link between the agent and the node's own kernel (processes "on the node"). */
 export const HOST_LINK = 'kubewire0';
 const HOST_MTU = 1500;
+/**
+ * kube-proxy's metrics endpoint (--metrics-bind-address; kube-proxy's default
+ * binds 127.0.0.1, kubeadm clusters scraped by Prometheus use 0.0.0.0): in the
+ * node's own network namespace, so reachable at http://<node IP>:10249/metrics.
+ */
+export const METRICS_BIND_ADDRESS = '0.0.0.0:10249';
 
 export interface AgentStatus {
   node: string;
@@ -60,10 +73,13 @@ export class NodeAgent {
   private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
   private hostTap: TapDevice | null = null;
   private uplinkTap: TapDevice | null = null;
+  /** What the agent sends on the uplink goes out here (null: through the TAP). */
+  private uplinkTx: PacketSocket | null = null;
   private underlay: UnderlayConfig | null = null;
   private underlayIf: NetInterface | null = null;
   private clusterRoutes: { dst: number; prefixLen: number }[] = [];
   private control: ControlServer | null = null;
+  private metricsServer: Server | null = null;
   private watcher: FSWatcher | null = null;
   private tickTimer: NodeJS.Timeout | null = null;
   private debounce: NodeJS.Timeout | null = null;
@@ -72,6 +88,10 @@ export class NodeAgent {
   private generation = 0;
   private lastError: string | null = null;
   private converging: Promise<void> = Promise.resolve();
+  private liveness: NodeLiveness | null = null;
+  readonly speaker: L2Speaker;
+  /** One process serves all the echo pods of this node (src/workloads/echo-host.ts). */
+  private readonly sharedEcho: SharedEchoHost;
 
   constructor(
     private readonly layout: LabLayout,
@@ -82,6 +102,9 @@ export class NodeAgent {
   ) {
     this.forwarder = new Forwarder(logger, AGENT_VNET_HDR);
     this.kernel = new NodeKernel(this.forwarder, nodeName, logger, () => this.tunnelAddr);
+    this.speaker = new L2Speaker(nodeName, this.forwarder, () => this.underlayIf, logger);
+    const echo = sharedEchoProgram();
+    this.sharedEcho = new SharedEchoHost(echo.argv, echo.env, logger);
   }
 
   async start(): Promise<void> {
@@ -98,12 +121,74 @@ export class NodeAgent {
       this.controlHandlers(),
     );
     await this.control.listen();
+    await this.serveMetrics();
     this.tickTimer = setInterval(() => {
       this.forwarder.tick();
       this.kernel.tick();
     }, 1000);
     await this.apply(state);
     this.watchManifests();
+    // Heartbeats start once this node serves: the others count it up from the first one.
+    this.liveness = new NodeLiveness(this.nodeName, node.internalIP, this.logger, {
+      onChange: () => this.livenessChanged(),
+    });
+    this.liveness.setPeers(this.peersOf(state));
+    await this.liveness.start().catch((err: Error) => {
+      this.logger.error({ err: err.message }, 'liveness heartbeats unavailable');
+      this.liveness = null;
+    });
+  }
+
+  private peersOf(state: ClusterState): { name: string; address: string }[] {
+    return state.nodes.map((n) => ({ name: n.name, address: n.internalIP }));
+  }
+
+  /** Nodes whose agents are down, in this agent's view (none before heartbeats start). */
+  private downNodes(): Set<string> {
+    return this.liveness?.downNodes() ?? new Set();
+  }
+
+  /**
+   * A node went down or came back: kube-proxy's endpoints and the LoadBalancer
+   * announcements follow (queued behind any convergence in progress).
+   */
+  private livenessChanged(): void {
+    this.converging = this.converging.then(() => {
+      const state = this.state;
+      if (!state) return;
+      // Addresses first: taking one over is what the clients are waiting for.
+      this.updateSpeaker(state);
+      try {
+        this.kernel.syncKubeProxy(state, this.downNodes());
+      } catch (err) {
+        this.logger.error({ err }, 'kube-proxy sync failed');
+      }
+    });
+  }
+
+  private updateSpeaker(state: ClusterState): void {
+    const down = this.downNodes();
+    this.speaker.update(state, {
+      liveNodes: state.nodes.map((n) => n.name).filter((n) => !down.has(n)),
+      downNodes: down,
+      // Before heartbeats run this agent cannot know who else announces: it waits.
+      settled: this.liveness?.settled ?? false,
+    });
+  }
+
+  private async serveMetrics(): Promise<void> {
+    try {
+      this.metricsServer = await serveMetrics(METRICS_BIND_ADDRESS, () => this.metricsText());
+    } catch (err) {
+      this.logger.warn(
+        { err: (err as Error).message, address: METRICS_BIND_ADDRESS },
+        'cannot serve metrics over HTTP (kubewire metrics still works)',
+      );
+    }
+  }
+
+  metricsText(): string {
+    return renderAgentMetrics(collectAgentMetrics(this.forwarder, this.kernel));
   }
 
   private computeState(): ClusterState {
@@ -187,10 +272,16 @@ export class NodeAgent {
       this.logger.info({ dev }, 'no underlay interface: pods reach only this node');
       return;
     }
-    const { config, tap } = await takeOverUnderlay(
+    const { config, tap, tx, txError } = await takeOverUnderlay(
       dev,
       join(this.layout.nodeDir(this.nodeName), 'underlay.json'),
     );
+    if (tx === null) {
+      this.logger.warn(
+        { dev, err: txError },
+        'no packet socket on the uplink: sending through the TAP',
+      );
+    }
     if (config.address !== node.internalIP) {
       this.logger.warn(
         { dev, kernel: config.address, node: node.internalIP },
@@ -199,6 +290,7 @@ export class NodeAgent {
     }
     this.underlay = config;
     this.uplinkTap = tap;
+    this.uplinkTx = tx;
     const fwd = this.forwarder;
     const uplink = new NetInterface(
       this.ifIndex++,
@@ -206,7 +298,7 @@ export class NodeAgent {
       'underlay',
       macFromString(config.mac),
       config.mtu,
-      tap,
+      tx ?? tap,
     );
     this.underlayIf = uplink;
     fwd.addInterface(uplink);
@@ -287,8 +379,9 @@ export class NodeAgent {
 
   private async converge(state: ClusterState): Promise<void> {
     this.programClusterRoutes(state);
+    this.liveness?.setPeers(this.peersOf(state));
     try {
-      this.kernel.syncKubeProxy(state);
+      this.kernel.syncKubeProxy(state, this.downNodes());
     } catch (err) {
       this.logger.error({ err }, 'kube-proxy sync failed');
       this.lastError = `kube-proxy: ${(err as Error).message}`;
@@ -320,6 +413,7 @@ export class NodeAgent {
         dnsServiceIP,
         clusterDomain: state.config.dnsDomain,
         nextIfIndex: () => this.ifIndex++,
+        sharedEcho: this.sharedEcho,
       });
       this.pods.set(key, { runtime, fingerprint: fingerprint(pod) });
       this.recordNetns();
@@ -333,6 +427,7 @@ export class NodeAgent {
     }
     this.recordNetns();
     this.state = state;
+    this.updateSpeaker(state);
     await Promise.race([
       Promise.all(created.map((p) => p.whenReady())),
       new Promise((resolve) => setTimeout(resolve, 30_000)),
@@ -395,6 +490,9 @@ export class NodeAgent {
         interfaces: fwd.interfaces.map((i) => ({ name: i.name, kind: i.kind, ...i.counters })),
       }),
       pcap: (params: Record<string, unknown>) => this.capture(String(params.iface ?? '')),
+      trace: (params: Record<string, unknown>) =>
+        traceSession(fwd, this.kernel, this.nodeName, params),
+      metrics: () => this.metricsText(),
       iptables: (params: Record<string, unknown>) => this.kernel.netfilter.command(argvOf(params)),
       'iptables-save': (params: Record<string, unknown>) =>
         this.kernel.netfilter.save({
@@ -418,9 +516,16 @@ export class NodeAgent {
           return this.kernel.followDmesg((l) => sock.write(l + '\n'));
         });
       },
-      shutdown: () => {
-        setImmediate(() => void this.stop().then(() => process.exit(0)));
-        return { stopping: true };
+      metallb: () => ({
+        ...this.speaker.status(),
+        settled: this.liveness?.settled ?? false,
+        peers: this.liveness?.snapshot() ?? [],
+      }),
+      shutdown: (params: Record<string, unknown>) => {
+        // leave: false stops as a failing node does, without telling the others.
+        const leave = params.leave !== false;
+        setImmediate(() => void this.stop(leave).then(() => process.exit(0)));
+        return { stopping: true, leave, at: new Date().toISOString() };
       },
     };
   }
@@ -446,18 +551,31 @@ export class NodeAgent {
     });
   }
 
-  async stop(): Promise<void> {
+  async stop(leave = true): Promise<void> {
+    await this.liveness?.stop(leave);
+    // A node that fails (no goodbye) is gone from the underlay at once, not after its pods.
+    if (!leave) {
+      this.uplinkTap?.close();
+      this.uplinkTap = null;
+    }
+    this.speaker.stop();
     this.watcher?.close();
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.debounce) clearTimeout(this.debounce);
     await this.converging.catch(() => undefined);
     await Promise.all([...this.pods.values()].map((p) => p.runtime.destroy()));
     this.pods.clear();
+    await this.sharedEcho.stop();
     this.recordNetns();
     this.hostTap?.close();
     this.uplinkTap?.close();
+    this.uplinkTx?.close();
     if (this.underlay) await releaseUnderlay(this.underlay);
     await this.control?.close();
+    this.metricsServer?.closeAllConnections();
+    await new Promise<void>((resolve) =>
+      this.metricsServer ? this.metricsServer.close(() => resolve()) : resolve(),
+    );
     this.logger.info('agent stopped');
   }
 

@@ -15,6 +15,7 @@ import { HookPipeline } from '../dataplane/hooks.js';
 import { AddrType, type NodeAddressing } from '../netfilter/packet-meta.js';
 import { Netfilter } from '../netfilter/netfilter.js';
 import type { Logger } from '../util/log.js';
+import { Histogram, SYNC_BUCKETS } from './metrics.js';
 
 /** kube-proxy's FullSyncPeriod: a full sync at least this often. */
 const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -53,6 +54,9 @@ export class NodeKernel {
     writtenServices: number;
     at: string;
   } | null = null;
+  /** kubeproxy_sync_proxy_rules_duration_seconds, and the failed syncs (metrics). */
+  readonly syncDurations = new Histogram(SYNC_BUCKETS);
+  syncFailures = 0;
 
   constructor(
     forwarder: Forwarder,
@@ -78,9 +82,14 @@ export class NodeKernel {
       interfaceAddress: (ifName) =>
         (ifName === 'tunl0' && this.tunnelAddress()) || fwd.primaryAddress,
     };
-    this.netfilter = new Netfilter({ addressing, log: (line) => this.kernelLog(line) });
+    this.netfilter = new Netfilter({
+      addressing,
+      log: (line) => this.kernelLog(line),
+      now: fwd.clock,
+    });
     this.conntrack = new Conntrack({
       ...kubeProxyConntrackOptions(),
+      now: fwd.clock,
       events: (ev) => {
         if (this.conntrackFollowers.size === 0) return;
         const line = formatConntrackEvent(ev);
@@ -138,6 +147,7 @@ export class NodeKernel {
     } catch (err) {
       // The next sync starts from what is there: a full one.
       this.syncedGeneration = -1;
+      this.syncFailures++;
       throw err;
     }
     // The previous sync is kept for the next one's diff; its texts are not needed.
@@ -145,6 +155,7 @@ export class NodeKernel {
     this.syncedGeneration = this.netfilter.generation;
     if (!rules.partial) this.lastFullSync = Date.now();
     const done = performance.now();
+    this.syncDurations.observe((done - started) / 1000);
     const ms = (x: number) => Math.round(x * 10) / 10;
     this.lastSync = {
       services: state.services.length,

@@ -9,7 +9,14 @@ import { openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 import type { Logger } from '../util/log.js';
 import type { LabLayout } from './lab-layout.js';
-import { ContainerSupervisor, type ContainerStatus, type RestartPolicy } from './supervisor.js';
+import type { SharedEchoHost } from './shared-echo.js';
+import {
+  ContainerSupervisor,
+  type ContainerProgram,
+  type ContainerStatus,
+  type PodContainer,
+  type RestartPolicy,
+} from './supervisor.js';
 import { programFor } from './workloads.js';
 import { resolvConfFor } from './resolv-conf.js';
 
@@ -26,6 +33,8 @@ export interface PodContext {
   dnsServiceIP: string;
   clusterDomain: string;
   nextIfIndex: () => number;
+  /** Serves the echo containers; without it each runs its own process. */
+  sharedEcho?: SharedEchoHost;
 }
 
 export interface PodStatus {
@@ -49,7 +58,7 @@ export class PodRuntime {
   readonly netns: string;
   private tap: TapDevice | null = null;
   private iface: NetInterface | null = null;
-  private readonly containers: ContainerSupervisor[] = [];
+  private readonly containers: PodContainer[] = [];
   private readonly startedAt = new Date().toISOString();
 
   constructor(
@@ -120,6 +129,7 @@ export class PodRuntime {
     for (const container of pod.containers) {
       const program = programFor(container, ctx.layout.manifestsDir);
       const env: Record<string, string> = {
+        ...program.env,
         POD_NAME: pod.name,
         POD_NAMESPACE: pod.namespace,
         NODE_NAME: ctx.nodeName,
@@ -127,19 +137,20 @@ export class PodRuntime {
         HOSTNAME: pod.hostname ?? pod.name,
       };
       for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
-      const sup = new ContainerSupervisor(
-        {
-          pod: this.key,
-          container: container.name,
-          netns: this.netns,
-          argv: program.argv,
-          env,
-          logFile: ctx.layout.containerLog(ctx.nodeName, pod.namespace, pod.name, container.name),
-          restartPolicy: (pod.restartPolicy ?? 'Always') as RestartPolicy,
-          ...(program.readyPattern ? { readyPattern: program.readyPattern } : {}),
-        },
-        ctx.logger,
-      );
+      const spec: ContainerProgram = {
+        pod: this.key,
+        container: container.name,
+        netns: this.netns,
+        argv: program.argv,
+        env,
+        logFile: ctx.layout.containerLog(ctx.nodeName, pod.namespace, pod.name, container.name),
+        restartPolicy: (pod.restartPolicy ?? 'Always') as RestartPolicy,
+        ...(program.readyPattern ? { readyPattern: program.readyPattern } : {}),
+      };
+      const sup =
+        program.echoPorts && ctx.sharedEcho
+          ? ctx.sharedEcho.container(spec, program.echoPorts)
+          : new ContainerSupervisor(spec, ctx.logger);
       this.containers.push(sup);
       sup.start();
     }

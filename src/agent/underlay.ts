@@ -1,11 +1,15 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 
-import type { TapDevice } from '../tap/index.js';
+import { PacketSocket, type TapDevice } from '../tap/index.js';
 import { openAgentTap } from './taps.js';
 import { ip, run } from '../util/exec.js';
 
 /** The agent's end of the redirected uplink. */
 export const UPLINK_TAP = 'kw-uplink';
+/** Frames the uplink TAP holds for the agent to read (the kernel's default is 1000). */
+export const UPLINK_QUEUE_FRAMES = 4096;
+/** Send buffer of the uplink's packet socket. */
+const UPLINK_SNDBUF_BYTES = 4 * 1024 * 1024;
 
 export interface UnderlayConfig {
   dev: string;
@@ -35,13 +39,18 @@ interface IpRouteJson {
  * reads — and every frame the agent writes to that TAP out of the interface —
  * with tc's mirred action. tcpdump on the interface still sees both directions.
  *
+ * What the agent sends goes out through `tx`, a packet socket on the interface
+ * itself: one system call per batch of frames (sendmmsg) and no detour through
+ * the TAP and the redirect, per frame. Where it cannot be opened, `tx` is null
+ * and frames are written to the TAP (and redirected out) instead.
+ *
  * The recorded configuration is kept in `recordFile` so a restarted agent, which
  * finds the address gone, takes over the same way.
  */
 export async function takeOverUnderlay(
   dev: string,
   recordFile: string,
-): Promise<{ config: UnderlayConfig; tap: TapDevice }> {
+): Promise<{ config: UnderlayConfig; tap: TapDevice; tx: PacketSocket | null; txError: unknown }> {
   const [link] = JSON.parse(await run('ip', ['-j', 'addr', 'show', 'dev', dev])) as IpAddrJson[];
   if (!link) throw new Error(`underlay interface ${dev} not found`);
   const v4 = link.addr_info?.find((a) => a.family === 'inet');
@@ -67,6 +76,9 @@ export async function takeOverUnderlay(
 
   await ip(['link', 'del', 'dev', UPLINK_TAP]).catch(() => undefined);
   const tap = openAgentTap(UPLINK_TAP);
+  // The TAP's queue of frames for the agent is the node's NIC receive ring: deep enough to
+  // ride out the agent not being scheduled for a few milliseconds on a busy machine while
+  // another node's agent writes a burst of segments (a real node's kernel would be running).
   await ip([
     'link',
     'set',
@@ -74,6 +86,8 @@ export async function takeOverUnderlay(
     UPLINK_TAP,
     'mtu',
     String(config.mtu),
+    'txqueuelen',
+    String(UPLINK_QUEUE_FRAMES),
     'addrgenmode',
     'none',
     'up',
@@ -83,7 +97,14 @@ export async function takeOverUnderlay(
   await run('tc', ['qdisc', 'del', 'dev', dev, 'ingress']).catch(() => undefined);
   await redirectIngress(dev, UPLINK_TAP);
   await redirectIngress(UPLINK_TAP, dev);
-  return { config, tap };
+  let tx: PacketSocket | null = null;
+  let txError: unknown = null;
+  try {
+    tx = PacketSocket.open(dev, { vnetHdr: true, sndbufBytes: UPLINK_SNDBUF_BYTES });
+  } catch (err) {
+    txError = err;
+  }
+  return { config, tap, tx, txError };
 }
 
 /** Gives the interface back to the kernel (a clean agent stop): address, routes, no redirect. */

@@ -4,16 +4,49 @@ import type { ContainerSpec } from '../cluster/index.js';
 /** The program a container runs, chosen by image as ARCHITECTURE.md "Workloads" says. */
 export interface WorkloadProgram {
   argv: string[];
+  /** Environment the program needs besides the pod's (the container's own env wins). */
+  env?: Record<string, string>;
   /** Stdout pattern that marks the container ready (built-in servers announce it). */
   readyPattern?: RegExp;
   kind: 'echo' | 'command' | 'dns' | 'ingress';
+  /** echo: its ports, PORT/TCP or PORT/UDP (what the shared echo process serves). */
+  echoPorts?: string[];
 }
 
 const builtin = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const echoScript = builtin('../workloads/echo.js');
+const echoHostScript = builtin('../workloads/echo-host.js');
 const dnsScript = builtin('../dns/main.js');
 const ingressScript = builtin('../ingress/main.js');
 const LISTENING = /"msg":"listening"/;
+
+/**
+ * Node.js flags of the agent (src/lab/netns-lab.ts, images/node-entrypoint.sh) and the
+ * built-in programs, in their argv: nothing leaks into a pod's own command through
+ * NODE_OPTIONS. One MiB semi-spaces: at start-up, reading the manifests, V8 would grow
+ * the young generation to 16 MiB and keep it; capped, the agent settles ~14 MB lower and
+ * the DNS and ingress programs ~10 MB (bench/compose/RESULTS.md), for more scavenges
+ * that cost nothing measurable (forwarding, conntrack, dnsperf and ingress benchmarks).
+ */
+export const BUILTIN_NODE_FLAGS = ['--max-semi-space-size=1'];
+/**
+ * glibc otherwise gives each of V8's helper threads its own malloc arena, which keeps
+ * what the compiler threads freed at start-up: 2 arenas save ~3 MB per program.
+ */
+const BUILTIN_ENV: Record<string, string> = { MALLOC_ARENA_MAX: '2' };
+
+function builtinProgram(
+  kind: WorkloadProgram['kind'],
+  script: string,
+  args: string[],
+): WorkloadProgram {
+  return {
+    kind,
+    argv: [process.execPath, ...BUILTIN_NODE_FLAGS, script, ...args],
+    env: { ...BUILTIN_ENV },
+    readyPattern: LISTENING,
+  };
+}
 
 /** CoreDNS images (registry.k8s.io/coredns/coredns, coredns/coredns, …). */
 const COREDNS_IMAGE = /(^|\/)coredns(:|@|$)/;
@@ -29,18 +62,10 @@ const INGRESS_NGINX_IMAGE = /ingress-nginx\/controller(:|@|$)|nginx-ingress-cont
  */
 export function programFor(container: ContainerSpec, manifestsDir: string): WorkloadProgram {
   if (COREDNS_IMAGE.test(container.image)) {
-    return {
-      kind: 'dns',
-      argv: [process.execPath, dnsScript, '--manifests', manifestsDir],
-      readyPattern: LISTENING,
-    };
+    return builtinProgram('dns', dnsScript, ['--manifests', manifestsDir]);
   }
   if (INGRESS_NGINX_IMAGE.test(container.image)) {
-    return {
-      kind: 'ingress',
-      argv: [process.execPath, ingressScript, '--manifests', manifestsDir],
-      readyPattern: LISTENING,
-    };
+    return builtinProgram('ingress', ingressScript, ['--manifests', manifestsDir]);
   }
   const command = container.command ?? [];
   const args = container.args ?? [];
@@ -49,9 +74,22 @@ export function programFor(container: ContainerSpec, manifestsDir: string): Work
     // image to read an entrypoint from, args alone are taken as the command line.
     return { kind: 'command', argv: command.length > 0 ? [...command, ...args] : [...args] };
   }
-  const ports = (container.ports ?? []).map(
-    (p) => `--port=${p.containerPort}/${p.protocol ?? 'TCP'}`,
-  );
-  if (ports.length === 0) ports.push('--port=8080/TCP');
-  return { kind: 'echo', argv: [process.execPath, echoScript, ...ports], readyPattern: LISTENING };
+  const ports = (container.ports ?? []).map((p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`);
+  if (ports.length === 0) ports.push('8080/TCP');
+  return {
+    ...builtinProgram(
+      'echo',
+      echoScript,
+      ports.map((p) => `--port=${p}`),
+    ),
+    echoPorts: ports,
+  };
+}
+
+/** The node's shared echo process (src/workloads/echo-host.ts): its command line and environment. */
+export function sharedEchoProgram(): { argv: string[]; env: Record<string, string> } {
+  return {
+    argv: [process.execPath, ...BUILTIN_NODE_FLAGS, echoHostScript],
+    env: { ...BUILTIN_ENV },
+  };
 }

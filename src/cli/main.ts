@@ -20,6 +20,8 @@ import { labDown, labUp, LabError, readLabRecord } from '../lab/netns-lab.js';
 import { applyManifestFile } from '../lab/apply.js';
 import { registerIngressCommands } from './commands/ingress.js';
 import { registerDnsCommand } from './commands/dns.js';
+import { registerServiceCommands } from './commands/services.js';
+import { registerTraceCommands } from './commands/trace.js';
 import { CliError, LabClient } from './lab-client.js';
 import { formatAge, formatTable } from './table.js';
 
@@ -72,7 +74,7 @@ program
     if (!removed) process.stderr.write(`no lab '${layout.lab}' to remove\n`);
   });
 
-const get = program.command('get').description('list pods or nodes');
+const get = program.command('get').description('list pods, nodes or services');
 get
   .command('pods')
   .alias('pod')
@@ -512,6 +514,8 @@ async function callAgentRaw<T>(
 
 registerIngressCommands(program);
 registerDnsCommand(program);
+registerServiceCommands(program, labName);
+registerTraceCommands(program, labName);
 
 // `kubewire … | head` closes the pipe early: that is not an error.
 process.stdout.on('error', (err: NodeJS.ErrnoException) => {

@@ -72,6 +72,24 @@ export {
   type Cidr,
 } from './ip.js';
 export { IP_ADDRS_ANNOTATION } from './schemas.js';
+export {
+  ALLOCATIONS_CONFIG_MAP,
+  advertisementsFor,
+  allocateLoadBalancers,
+  electAnnouncer,
+  electionKey,
+  formatRange,
+  isMetalLBService,
+  METALLB_NAMESPACE,
+  parseAddressEntry,
+  renderAllocationsManifest,
+  type ElectionNode,
+  type ElectionResult,
+  type L2AdvertisementState,
+  type LoadBalancerStatus,
+  type MetalLBPool,
+  type ServiceEvent,
+} from './metallb.js';
 export type {
   ServiceEndpoint,
   ServicePortEndpoints,

@@ -724,14 +724,42 @@ export const ipAddressPoolSchema = z
   .object({
     metadata: looseMeta(dnsSubdomain),
     spec: z
-      .object({ addresses: z.array(z.string().min(1)).min(1), autoAssign: z.boolean().optional() })
+      .object({
+        addresses: z.array(z.string().min(1)).min(1),
+        autoAssign: z.boolean().optional(),
+        avoidBuggyIPs: z.boolean().optional(),
+        serviceAllocation: z
+          .object({
+            priority: z.number().int().min(0).optional(),
+            namespaces: z.array(z.string()).optional(),
+            namespaceSelectors: z.array(labelSelectorSchema).optional(),
+            serviceSelectors: z.array(labelSelectorSchema).optional(),
+          })
+          .loose()
+          .optional(),
+      })
       .loose(),
   })
   .loose();
 
 export const l2AdvertisementSchema = z
-  .object({ metadata: looseMeta(dnsSubdomain), spec: z.object({}).loose().optional() })
+  .object({
+    metadata: looseMeta(dnsSubdomain),
+    spec: z
+      .object({
+        ipAddressPools: z.array(z.string().min(1)).optional(),
+        ipAddressPoolSelectors: z.array(labelSelectorSchema).optional(),
+        nodeSelectors: z.array(labelSelectorSchema).optional(),
+        serviceSelectors: z.array(labelSelectorSchema).optional(),
+        interfaces: z.array(z.string().min(1)).optional(),
+      })
+      .loose()
+      .optional(),
+  })
   .loose();
+
+export type IPAddressPoolInput = z.infer<typeof ipAddressPoolSchema>;
+export type L2AdvertisementInput = z.infer<typeof l2AdvertisementSchema>;
 
 export type PodSpecInput = z.infer<typeof podSpecSchema>;
 export type PodInput = z.infer<typeof podSchema>;

@@ -46,9 +46,29 @@ import {
   type Toleration,
 } from './scheduling.js';
 import { IP_ADDRS_ANNOTATION, parseIpAddrsAnnotation, type PodSpecInput } from './schemas.js';
-import { parseCalicoSelector, type Labels, type NodeSelectorTerm } from './selectors.js';
+import {
+  parseCalicoSelector,
+  type LabelSelector,
+  type Labels,
+  type NodeSelectorTerm,
+} from './selectors.js';
 import type { ServiceState } from './service-types.js';
 import { buildServices } from './services.js';
+import {
+  ALLOCATIONS_CONFIG_MAP,
+  allocateLoadBalancers,
+  findPoolOverlap,
+  formatRange,
+  LEGACY_CONFIG_MAP,
+  legacyConfigOf,
+  METALLB_NAMESPACE,
+  poolOf,
+  type L2AdvertisementState,
+  type LoadBalancerStatus,
+  type MetalLBPool,
+  type PoolInput,
+} from './metallb.js';
+import type { IPAddressPoolInput, L2AdvertisementInput } from './schemas.js';
 import {
   makeError,
   makeWarning,
@@ -189,6 +209,12 @@ export interface PodState {
 export interface MetalLBState {
   ipAddressPools: RawObject[];
   l2Advertisements: RawObject[];
+  /** Every pool, from IPAddressPools and the legacy ConfigMap, in name order. */
+  pools: MetalLBPool[];
+  /** L2Advertisements, plus one for every layer2 pool of the legacy ConfigMap. */
+  advertisements: L2AdvertisementState[];
+  /** The controller's status for every LoadBalancer Service it handles. */
+  loadBalancers: LoadBalancerStatus[];
 }
 
 export interface ClusterState {
@@ -779,7 +805,72 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     }
   }
 
+  // MetalLB: pools (an overlap is refused as MetalLB's webhook refuses it), then the
+  // controller's assignments.
+  const metallbPools: MetalLBPool[] = [];
+  const poolEntry = new Map<string, Entry<unknown>>();
+  for (const entry of unique(catalog.ipAddressPools)) {
+    const pool = poolOf({
+      kind: 'IPAddressPool',
+      name: entry.name,
+      labels: labelsOfRaw(entry.raw),
+      spec: (entry.value as unknown as IPAddressPoolInput).spec as PoolInput['spec'],
+    });
+    metallbPools.push(pool);
+    poolEntry.set(pool.name, entry);
+  }
+  const advertisements: L2AdvertisementState[] = unique(catalog.l2Advertisements).map((e) => {
+    const spec = (e.value as unknown as L2AdvertisementInput).spec ?? {};
+    return {
+      name: e.name,
+      pools: spec.ipAddressPools ?? [],
+      poolSelectors: (spec.ipAddressPoolSelectors ?? []) as LabelSelector[],
+      nodeSelectors: (spec.nodeSelectors ?? []) as LabelSelector[],
+      serviceSelectors: (spec.serviceSelectors ?? []) as LabelSelector[],
+    };
+  });
+  let recordedLbIPs = new Map<string, string[]>();
+  for (const entry of unique(catalog.configMaps)) {
+    if (entry.namespace !== METALLB_NAMESPACE) continue;
+    const data = (entry.raw as { data?: Record<string, string> }).data;
+    if (entry.name === ALLOCATIONS_CONFIG_MAP) {
+      recordedLbIPs = recordedLoadBalancerIPs(data);
+      continue;
+    }
+    if (entry.name !== LEGACY_CONFIG_MAP) continue;
+    const legacy = legacyConfigOf(data);
+    for (const p of legacy.problems) err(entry, p.path, p.detail);
+    for (const w of legacy.warnings) warn(entry, w.path, w.detail);
+    for (const pool of legacy.pools) {
+      if (poolEntry.has(pool.name)) {
+        err(entry, ['data', 'config'], `pool "${pool.name}" is also an IPAddressPool`);
+        continue;
+      }
+      metallbPools.push(pool);
+      poolEntry.set(pool.name, entry);
+      if (pool.protocol === 'layer2') {
+        advertisements.push({
+          name: `${LEGACY_CONFIG_MAP}/${pool.name}`,
+          pools: [pool.name],
+          poolSelectors: [],
+          nodeSelectors: [],
+          serviceSelectors: [],
+        });
+      }
+    }
+  }
+  metallbPools.sort((a, b) => compareStrings(a.name, b.name));
+  const overlap = findPoolOverlap(metallbPools);
+  if (overlap !== null) {
+    err(
+      poolEntry.get(overlap.pool.name)!,
+      overlap.pool.source === 'ConfigMap' ? ['data', 'config'] : ['spec', 'addresses'],
+      `CIDR ${JSON.stringify(formatRange(overlap.range))} in pool ${JSON.stringify(overlap.pool.name)} overlaps with pool ${JSON.stringify(overlap.other.name)}`,
+    );
+  }
+
   if (errors.length > 0) throw new ManifestErrors(errors);
+  const loadBalancers = allocateLoadBalancers(services.services, metallbPools, recordedLbIPs);
 
   // Pods.
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
@@ -845,6 +936,9 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     metallb: {
       ipAddressPools: rawList(catalog.ipAddressPools),
       l2Advertisements: rawList(catalog.l2Advertisements),
+      pools: metallbPools,
+      advertisements,
+      loadBalancers,
     },
     warnings: sortWarnings(warnings as Warning[]),
   };
@@ -866,3 +960,25 @@ function dnsConfigOf(cfg: NonNullable<PodSpecInput['dnsConfig']>): DnsConfig {
 }
 
 export { ManifestError, ManifestErrors };
+
+function labelsOfRaw(raw: Record<string, unknown>): Labels {
+  const labels = (raw.metadata as { labels?: unknown } | undefined)?.labels;
+  return typeof labels === 'object' && labels !== null ? (labels as Labels) : {};
+}
+
+/** The ConfigMap kubewire keeps the assigned addresses in: `<namespace>.<name>: ip[,ip]`. */
+function recordedLoadBalancerIPs(data: Record<string, string> | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const [key, value] of Object.entries(data ?? {})) {
+    const dot = key.indexOf('.');
+    if (dot <= 0) continue;
+    out.set(
+      `${key.slice(0, dot)}/${key.slice(dot + 1)}`,
+      value
+        .split(',')
+        .map((v) => v.trim())
+        .filter((v) => v !== ''),
+    );
+  }
+  return out;
+}

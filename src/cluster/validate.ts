@@ -8,6 +8,7 @@ import { compareStrings } from './hash.js';
 import { parseCidrStrict } from './ip.js';
 import type { ManifestDocument } from './load.js';
 import * as S from './schemas.js';
+import { parseAddressEntry } from './metallb.js';
 import { isEmptyLabelSelector, matchesLabelSelector } from './selectors.js';
 import { checkService } from './services.js';
 
@@ -335,6 +336,15 @@ const CHECKS: Record<string, Check> = {
     if (spec.vxlanMode !== undefined && spec.vxlanMode !== 'Never') {
       warn(['spec', 'vxlanMode'], `${spec.vxlanMode} ignored (kubewire emulates IPIP only)`);
     }
+  },
+  IPAddressPool: (entry, err, warn) => {
+    const spec = (entry.value as S.IPAddressPoolInput).spec;
+    spec.addresses.forEach((text, i) => {
+      const r = parseAddressEntry(text);
+      if (r.ok) return;
+      if (r.ipv6) warn(['spec', 'addresses', i], `${r.detail} ignored (kubewire emulates IPv4)`);
+      else err(['spec', 'addresses', i], r.detail);
+    });
   },
   IPAMBlock: (entry, err) => {
     const spec = (entry.value as S.IPAMBlockInput).spec;

@@ -60,9 +60,12 @@ export const dropReasonNames: readonly string[] = [
 
 export class DropCounters {
   readonly counts = new Float64Array(dropReasonNames.length);
+  /** Set by `kubewire trace` while a traced packet is processed: sees why it was dropped. */
+  onDrop: ((reason: DropReason) => void) | null = null;
 
   count(reason: DropReason): void {
     this.counts[reason]!++;
+    if (this.onDrop !== null) this.onDrop(reason);
   }
 
   total(): number {

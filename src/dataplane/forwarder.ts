@@ -16,10 +16,11 @@ import {
   gsoSize,
   moveVnetHeader,
 } from './vnet.js';
-import { checksumFold, pseudoHeaderSum } from '../packet/checksum.js';
+import { checksumFold, onesComplementSum, pseudoHeaderSum } from '../packet/checksum.js';
 import { emitTcp } from '../packet/tcp.js';
 import { Verdict, type RejectWith } from '../netfilter/packet-meta.js';
 import type { HookPipeline } from './hooks.js';
+import type { PacketTracer } from './trace.js';
 import {
   ICMP_DEST_UNREACH,
   ICMP_ECHO_REQUEST,
@@ -35,6 +36,7 @@ import {
 import { ParseResult } from '../packet/errors.js';
 import { DropCounters, DropReason } from './drops.js';
 import type { NetInterface } from './interface.js';
+import { TcpGro } from './gro.js';
 import { NeighbourTable, UNRESOLVED_QUEUE_MAX, type Neighbour } from './neighbours.js';
 import { RouteTable } from './routes.js';
 import type { Logger } from '../util/log.js';
@@ -55,6 +57,12 @@ const REJECT_CODES: Record<RejectWith, number> = {
   'icmp-admin-prohibited': 13,
   'tcp-reset': 3,
 };
+
+/**
+ * Bytes at the start of the scratch arena for the segment header template: virtio
+ * header, Ethernet, outer IPv4, inner IPv4 and TCP headers with options (10 + 14 + 20 + 60 + 60).
+ */
+const SEGMENT_TEMPLATE = 192;
 
 /** The gateway address every pod and the node's kernel route through (Calico's 169.254.1.1). */
 const GATEWAY_ADDRESS = 0xa9fe0101;
@@ -111,8 +119,16 @@ export class Forwarder {
   readonly tunnelPeers = new Set<number>();
   /** tunl0, when the node has an IPIP overlay. */
   tunnel: NetInterface | null = null;
+  /**
+   * LoadBalancer addresses this node announces (MetalLB layer 2): ARP requests for them
+   * on the underlay are answered with the underlay's MAC. They are not local addresses:
+   * as with kube-proxy in iptables mode, packets to them are taken by PREROUTING's DNAT.
+   */
+  readonly announced = new Set<number>();
   /** Netfilter hooks and conntrack; null runs the bare router (no iptables at all). */
   hooks: HookPipeline | null = null;
+  /** Set while `kubewire trace` runs (trace.ts); null otherwise: one check per step. */
+  tracer: PacketTracer | null = null;
   private ipId = 1;
 
   // Reused views: one set for the packet being processed, one for ICMP quoting.
@@ -122,25 +138,44 @@ export class Forwarder {
   private readonly icmp = new IcmpView();
   private readonly scratchIp = new Ipv4View();
   private readonly segIp = new Ipv4View();
-  /** Bump arena for frames the node originates (ARP replies, ICMP) within one batch. */
+  /**
+   * Bump arena for frames the node originates (ARP replies, ICMP) and segment
+   * headers within one batch. Its first SEGMENT_TEMPLATE bytes are not handed
+   * out: they hold the headers segmentIntoTunnel copies for every segment.
+   */
   private readonly scratch = Buffer.alloc(256 * 1024);
-  private scratchUsed = 0;
+  private scratchUsed = SEGMENT_TEMPLATE;
   private readonly icmpLimiter = new IcmpRateLimiter();
   private nowMs = Date.now();
+  /** Set while a receive batch is processed. */
+  private inBatch = false;
+  /**
+   * Milliseconds for conntrack and the rules (the hooks): while a receive batch
+   * is processed, the time it started — one clock read per batch instead of one
+   * per packet (Linux's conntrack counts in jiffies, as coarse) — else Date.now().
+   */
+  readonly clock = (): number => (this.inBatch ? this.nowMs : Date.now());
   private internalErrorsLogged = 0;
 
   /**
    * @param vnetHdr bytes of virtio-net header in front of every frame (10 when the
    *   TAPs are opened with IFF_VNET_HDR for checksum and segmentation offload, else 0).
    *   It travels with the frame: see vnet.ts.
+   * @param gro merge consecutive TCP segments into one offloaded frame on the links
+   *   into a Linux stack (pods, the node's kernel), as a NIC's GRO would: see gro.ts.
+   *   Only with virtio headers.
    */
   constructor(
     private readonly logger: Logger,
     readonly vnetHdr = 0,
+    readonly gro = true,
   ) {}
 
   addInterface(dev: NetInterface): void {
     dev.vnetHdr = this.vnetHdr;
+    if (this.gro && this.vnetHdr > 0 && (dev.kind === 'pod' || dev.kind === 'host')) {
+      dev.gro = new TcpGro(this.vnetHdr, dev);
+    }
     this.interfaces.push(dev);
   }
 
@@ -154,6 +189,7 @@ export class Forwarder {
   /** Entry point for a TAP's read batch. Never throws: failures are counted. */
   receiveBatch(inIf: NetInterface, buf: Buffer, offsets: Uint32Array, count: number): void {
     this.nowMs = Date.now();
+    this.inBatch = true;
     const v = this.vnetHdr;
     for (let i = 0; i < count; i++) {
       const off = offsets[i * 2]! + v;
@@ -166,7 +202,9 @@ export class Forwarder {
           this.logger.error({ err, dev: inIf.name }, 'internal error processing a frame');
         }
       }
+      if (this.tracer !== null) this.tracer.finish();
     }
+    this.inBatch = false;
     this.flush();
   }
 
@@ -174,7 +212,7 @@ export class Forwarder {
   flush(): void {
     const ifs = this.interfaces;
     for (let i = 0; i < ifs.length; i++) if (ifs[i]!.dirty) ifs[i]!.flush();
-    this.scratchUsed = 0;
+    this.scratchUsed = SEGMENT_TEMPLATE;
   }
 
   receiveFrame(inIf: NetInterface, buf: Buffer, off: number, len: number): void {
@@ -242,7 +280,7 @@ export class Forwarder {
       if (local && local.deliverTo === inIf) return false;
       return true;
     }
-    if (inIf.kind === 'underlay') return this.local.has(target);
+    if (inIf.kind === 'underlay') return this.local.has(target) || this.announced.has(target);
     return false;
   }
 
@@ -256,6 +294,7 @@ export class Forwarder {
         r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed,
       );
     }
+    if (this.tracer !== null) this.tracer.arrive(inIf, buf, off);
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (this.martian(ip)) return;
     // IPIP from a node is decapsulated before the hooks: the inner packet is what they see
@@ -333,6 +372,7 @@ export class Forwarder {
         r === ParseResult.Truncated ? DropReason.Ipv4Truncated : DropReason.Ipv4Malformed,
       );
     }
+    if (this.tracer !== null) this.tracer.decap(tunnel.name, buf, innerOff);
     if (!ip.verifyChecksum()) return this.drops.count(DropReason.Ipv4Checksum);
     if (ip.protocol === IPPROTO_IPIP) return this.drops.count(DropReason.IpipNested);
     if (this.martian(ip)) return;
@@ -358,6 +398,7 @@ export class Forwarder {
 
   private deliverLocal(inIf: NetInterface, local: LocalAddress, buf: Buffer, off: number): void {
     const ip = this.ip;
+    if (this.tracer !== null) this.tracer.local(ip.dst);
     if (this.hooks !== null) {
       const v = this.hooks.input(this.partialChecksum(buf, off));
       if (v !== Verdict.ACCEPT) return this.refuse(inIf, v);
@@ -385,6 +426,7 @@ export class Forwarder {
   private forward(inIf: NetInterface, buf: Buffer, off: number): void {
     const ip = this.ip;
     const route = this.routes.lookup(ip.dst);
+    if (this.tracer !== null) this.tracer.route(ip.dst, route ?? null);
     if (!route) {
       this.sendIcmpError(inIf, ICMP_DEST_UNREACH, ICMP_NET_UNREACH, 0);
       return this.drops.count(DropReason.NoRoute);
@@ -544,6 +586,7 @@ export class Forwarder {
     if (!dev.up) return this.drops.count(DropReason.InterfaceDown);
     if (dev.kind === 'tunnel') return this.encapsulate(dev, nextHop, buf, ipOff, ipLen);
     const n = this.neighbours.get(dev, nextHop);
+    if (this.tracer !== null) this.tracer.out(dev, nextHop, n, buf, ipOff);
     const frameOff = ipOff - ETH_HEADER_LEN;
     if (
       n !== undefined &&
@@ -586,6 +629,7 @@ export class Forwarder {
       const to = ipOff - IPIP_OVERHEAD - ETH_HEADER_LEN - v;
       moveVnetHeader(buf, ipOff - ETH_HEADER_LEN - v, to, IPIP_OVERHEAD);
     }
+    if (this.tracer !== null) this.tracer.encap(tunnel.name, this.primaryAddress, remote);
     const outerOff = ipipEncapsulate(inner, this.primaryAddress, remote, this.ipId, DEFAULT_TTL);
     if (outerOff < ETH_HEADER_LEN) return this.drops.count(DropReason.InternalError);
     tunnel.counters.txPackets++;
@@ -605,7 +649,15 @@ export class Forwarder {
    * tcp_gso_segment would: IP id + k, sequence + k·mss, FIN/PSH only on the
    * last, CWR only on the first. Each segment keeps checksum offload (the TCP
    * checksum field holds the pseudo-header sum; the receiving kernel completes it),
-   * so no payload is summed here — only copied once.
+   * so no payload is summed here.
+   *
+   * The outer route and next hop are the same for every segment, so they are
+   * resolved once; each segment is then its headers — copied from a template
+   * in the scratch arena, with lengths, IDs, sequence, flags and checksums set
+   * from sums computed once — followed by its payload, left where it is and
+   * written gathered with the headers: nothing is allocated and no payload is
+   * copied per segment. Anything unusual (no route, neighbour not resolved, link
+   * down, tunl0 captured) takes the general path, segment by segment.
    */
   private segmentIntoTunnel(
     tunnel: NetInterface,
@@ -621,6 +673,125 @@ export class Forwarder {
     const hdrLen = ihl + tcpLen;
     const payload = ipLen - hdrLen;
     if (payload <= 0 || tcpLen < 20) return this.drops.count(DropReason.Ipv4Malformed);
+    const route = this.routes.lookup(remote);
+    const dev = route?.dev;
+    if (
+      route === undefined ||
+      route.type !== 'unicast' ||
+      dev === undefined ||
+      dev === null ||
+      dev.kind === 'tunnel' ||
+      !dev.up ||
+      tunnel.capture !== null
+    ) {
+      return this.segmentEach(tunnel, remote, buf, ipOff, ipLen, mss);
+    }
+    const n = this.neighbours.get(dev, route.via || remote);
+    if (
+      n === undefined ||
+      n.mac === null ||
+      (n.state !== 'PERMANENT' && n.state !== 'REACHABLE' && n.state !== 'STALE')
+    ) {
+      return this.segmentEach(tunnel, remote, buf, ipOff, ipLen, mss);
+    }
+    const v = this.vnetHdr;
+    const s = this.scratch;
+    // The template: virtio header (checksum offload of the inner TCP), Ethernet header to the
+    // next hop, outer IPv4 header (as ipipEncapsulate: TOS and DF of the inner, TTL 64), and the
+    // inner headers, with total lengths, IDs and checksums zero: those are set per segment.
+    const e = v;
+    const o = e + ETH_HEADER_LEN;
+    const i = o + IPIP_OVERHEAD;
+    const t = i + ihl;
+    const headLen = ETH_HEADER_LEN + IPIP_OVERHEAD + hdrLen;
+    s.fill(0, 0, v);
+    s[VNET_FLAGS] = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+    s.writeUInt16LE(ETH_HEADER_LEN + IPIP_OVERHEAD + ihl, VNET_CSUM_START);
+    s.writeUInt16LE(16, VNET_CSUM_OFFSET);
+    emitEthernetHeader(s, e, n.mac, dev.mac, ETHERTYPE_IPV4);
+    buf.copy(s, i, ipOff, ipOff + hdrLen);
+    emitIpv4Header(s, o, {
+      src: this.primaryAddress,
+      dst: remote,
+      protocol: IPPROTO_IPIP,
+      ttl: DEFAULT_TTL,
+      id: 0,
+      dontFragment: (s[i + 6]! & 0x40) !== 0,
+      tos: s[i + 1]!,
+      payloadLength: 0,
+    });
+    s.fill(0, o + 2, o + 6);
+    s.fill(0, o + 10, o + 12);
+    const outerSum = onesComplementSum(s, o, IPIP_OVERHEAD);
+    const id0 = (s[i + 4]! << 8) | s[i + 5]!;
+    s.fill(0, i + 2, i + 6);
+    s.fill(0, i + 10, i + 12);
+    const innerSum = onesComplementSum(s, i, ihl);
+    const seq0 = s.readUInt32BE(t + 4);
+    const flags0 = s[t + 13]!;
+    const pseudo = pseudoHeaderSum(s.readUInt32BE(i + 12), s.readUInt32BE(i + 16), 6, 0);
+    let outerId = this.ipId;
+    for (let done = 0, k = 0; done < payload; done += mss, k++) {
+      const size = Math.min(mss, payload - done);
+      const f = this.allocFrame(headLen, 0);
+      s.copyWithin(f - v, 0, v + headLen);
+      const fo = f + ETH_HEADER_LEN;
+      outerId = (outerId + 1) & 0xffff;
+      const outerLen = IPIP_OVERHEAD + hdrLen + size;
+      s[fo + 2] = outerLen >>> 8;
+      s[fo + 3] = outerLen & 0xff;
+      s[fo + 4] = outerId >>> 8;
+      s[fo + 5] = outerId & 0xff;
+      const oc = ~checksumFold(outerSum + outerLen + outerId) & 0xffff;
+      s[fo + 10] = oc >>> 8;
+      s[fo + 11] = oc & 0xff;
+      const fi = fo + IPIP_OVERHEAD;
+      const innerLen = hdrLen + size;
+      const innerId = (id0 + k) & 0xffff;
+      s[fi + 2] = innerLen >>> 8;
+      s[fi + 3] = innerLen & 0xff;
+      s[fi + 4] = innerId >>> 8;
+      s[fi + 5] = innerId & 0xff;
+      const ic = ~checksumFold(innerSum + innerLen + innerId) & 0xffff;
+      s[fi + 10] = ic >>> 8;
+      s[fi + 11] = ic & 0xff;
+      const ft = fi + ihl;
+      const seq = (seq0 + done) >>> 0;
+      s[ft + 4] = seq >>> 24;
+      s[ft + 5] = (seq >>> 16) & 0xff;
+      s[ft + 6] = (seq >>> 8) & 0xff;
+      s[ft + 7] = seq & 0xff;
+      let flags = flags0;
+      if (done + size < payload) flags &= ~(0x01 | 0x08); // FIN, PSH only on the last segment
+      if (k > 0) flags &= ~0x80; // CWR only on the first
+      s[ft + 13] = flags;
+      const partial = checksumFold(pseudo + tcpLen + size);
+      s[ft + 16] = partial >>> 8;
+      s[ft + 17] = partial & 0xff;
+      tunnel.counters.txPackets++;
+      tunnel.counters.txBytes += innerLen;
+      dev.queueHeadAndPayload(s, f, headLen, buf, ipOff + hdrLen + done, size);
+    }
+    this.ipId = outerId;
+  }
+
+  /**
+   * segmentIntoTunnel's general path: each segment copied whole into the scratch
+   * arena and sent through encapsulate() (capture, route, neighbour resolution).
+   */
+  private segmentEach(
+    tunnel: NetInterface,
+    remote: number,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+    mss: number,
+  ): void {
+    const ihl = (buf[ipOff]! & 0x0f) * 4;
+    const tcpOff = ipOff + ihl;
+    const tcpLen = (buf[tcpOff + 12]! >>> 4) * 4;
+    const hdrLen = ihl + tcpLen;
+    const payload = ipLen - hdrLen;
     const id0 = (buf[ipOff + 4]! << 8) | buf[ipOff + 5]!;
     const seq0 = buf.readUInt32BE(tcpOff + 4);
     const flags0 = buf[tcpOff + 13]!;
@@ -703,6 +874,21 @@ export class Forwarder {
     n.dev.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
   }
 
+  /**
+   * One gratuitous burst for an address this node takes over, as MetalLB's speaker sends
+   * it: a broadcast ARP request and a broadcast ARP reply, both with sender and target
+   * address = the address, sender MAC = the interface's, target MAC = broadcast.
+   */
+  sendGratuitousArp(dev: NetInterface, addr: number): void {
+    for (const op of [ARP_OP_REQUEST, ARP_OP_REPLY]) {
+      const o = this.allocFrame(ETH_HEADER_LEN + ARP_LEN, 0);
+      emitEthernetHeader(this.scratch, o, BROADCAST_MAC, dev.mac, ETHERTYPE_ARP);
+      emitArp(this.scratch, o + ETH_HEADER_LEN, op, dev.mac, addr, BROADCAST_MAC, addr);
+      dev.enqueue(this.scratch, o, ETH_HEADER_LEN + ARP_LEN);
+    }
+    this.flush();
+  }
+
   /** The 1 s maintenance tick: ARP retries, failures (ICMP host unreachable), ageing. */
   tick(nowMs = Date.now()): void {
     this.nowMs = nowMs;
@@ -760,7 +946,7 @@ export class Forwarder {
     if (this.scratchUsed + headroom + v + frameLen > this.scratch.length) this.flush();
     const o = this.scratchUsed + headroom + v;
     this.scratchUsed = o + frameLen;
-    if (v > 0) this.scratch.fill(0, o - v, o);
+    for (let i = o - v; i < o; i++) this.scratch[i] = 0;
     return o;
   }
 }

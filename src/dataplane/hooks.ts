@@ -7,6 +7,7 @@ import {
   type NatRequest,
   type NodeAddressing,
 } from '../netfilter/packet-meta.js';
+import type { PacketTracer } from './trace.js';
 
 /** The rule engine as the pipeline uses it (src/netfilter's Netfilter). */
 export interface RuleEngine {
@@ -51,6 +52,14 @@ export const HookVerdict = {
 export class HookPipeline {
   readonly meta = new PacketMeta();
   readonly result = new HookResult();
+  /**
+   * Packets by hook and verdict, at verdicts[hook * 3 + verdict] (Hook and Verdict
+   * numbering), for the metrics. OUTPUT counts a packet once: its filter verdict, or the
+   * verdict of the earlier OUTPUT tables when they did not accept it.
+   */
+  readonly verdicts = new Float64Array(15);
+  /** Set while `kubewire trace` runs (null otherwise: one check per step). */
+  tracer: PacketTracer | null = null;
 
   constructor(
     private readonly rules: RuleEngine,
@@ -69,10 +78,12 @@ export class HookPipeline {
     const m = this.meta;
     if (m.notrack) {
       m.ctState = CtState.UNTRACKED;
+      if (this.tracer !== null) this.tracer.conntrack(m, true);
       return Verdict.ACCEPT;
     }
-    if (this.tracker && !this.tracker.inbound(m, checksumTrusted)) return Verdict.DROP;
-    return Verdict.ACCEPT;
+    const ok = !this.tracker || this.tracker.inbound(m, checksumTrusted);
+    if (this.tracer !== null) this.tracer.conntrack(m, ok);
+    return ok ? Verdict.ACCEPT : Verdict.DROP;
   }
 
   /** nat table for a connection's first packet, then the translation for every packet. */
@@ -91,11 +102,29 @@ export class HookPipeline {
           : undefined;
       if (!t.setupNat(m, manip, req, addr)) return Verdict.DROP;
     }
-    return t.natPacket(m, manip, partial) ? Verdict.ACCEPT : Verdict.DROP;
+    const tr = this.tracer;
+    if (tr !== null && tr.active) tr.beforeNat(m);
+    if (!t.natPacket(m, manip, partial)) return Verdict.DROP;
+    if (tr !== null && tr.active) tr.afterNat(m, manip);
+    return Verdict.ACCEPT;
   }
 
   /** A packet received on `inIf` (a pod link, the underlay, or tunl0 after decapsulation). */
   prerouting(
+    inIf: string,
+    buf: Buffer,
+    ipOff: number,
+    ipLen: number,
+    macOff: number,
+    partial: boolean,
+    checksumTrusted: boolean,
+  ): number {
+    const v = this.preroutingTables(inIf, buf, ipOff, ipLen, macOff, partial, checksumTrusted);
+    this.verdicts[Hook.PREROUTING * 3 + v]++;
+    return v;
+  }
+
+  private preroutingTables(
     inIf: string,
     buf: Buffer,
     ipOff: number,
@@ -121,6 +150,12 @@ export class HookPipeline {
 
   /** A packet the node's own processes sent (it arrived from the node's kernel link). */
   localOut(buf: Buffer, ipOff: number, ipLen: number, partial: boolean): number {
+    const v = this.localOutTables(buf, ipOff, ipLen, partial);
+    if (v !== Verdict.ACCEPT) this.verdicts[Hook.OUTPUT * 3 + v]++;
+    return v;
+  }
+
+  private localOutTables(buf: Buffer, ipOff: number, ipLen: number, partial: boolean): number {
     const m = this.meta;
     m.reset();
     m.parse(buf, ipOff, ipLen);
@@ -140,11 +175,19 @@ export class HookPipeline {
     const m = this.meta;
     m.hook = Hook.OUTPUT;
     m.outIf = outIf;
-    return this.run('filter');
+    const v = this.run('filter');
+    this.verdicts[Hook.OUTPUT * 3 + v]++;
+    return v;
   }
 
   /** Local delivery to the node. */
   input(partial: boolean): number {
+    const v = this.inputTables(partial);
+    this.verdicts[Hook.INPUT * 3 + v]++;
+    return v;
+  }
+
+  private inputTables(partial: boolean): number {
     const m = this.meta;
     m.hook = Hook.INPUT;
     m.outIf = '';
@@ -161,12 +204,19 @@ export class HookPipeline {
     const m = this.meta;
     m.hook = Hook.FORWARD;
     m.outIf = outIf;
-    const v = this.run('mangle');
-    if (v !== Verdict.ACCEPT) return v;
-    return this.run('filter');
+    let v = this.run('mangle');
+    if (v === Verdict.ACCEPT) v = this.run('filter');
+    this.verdicts[Hook.FORWARD * 3 + v]++;
+    return v;
   }
 
   postrouting(outIf: string, partial: boolean): number {
+    const v = this.postroutingTables(outIf, partial);
+    this.verdicts[Hook.POSTROUTING * 3 + v]++;
+    return v;
+  }
+
+  private postroutingTables(outIf: string, partial: boolean): number {
     const m = this.meta;
     m.hook = Hook.POSTROUTING;
     m.outIf = outIf;
@@ -183,8 +233,11 @@ export class HookPipeline {
   }
 
   private confirm(): number {
-    if (this.tracker && this.meta.ctEntry >= 0 && !this.tracker.confirm(this.meta))
-      return Verdict.DROP;
-    return Verdict.ACCEPT;
+    const m = this.meta;
+    if (!this.tracker || m.ctEntry < 0) return Verdict.ACCEPT;
+    const entry = m.ctEntry;
+    const ok = this.tracker.confirm(m);
+    if (this.tracer !== null) this.tracer.confirm(m, ok, entry);
+    return ok ? Verdict.ACCEPT : Verdict.DROP;
   }
 }

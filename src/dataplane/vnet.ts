@@ -18,6 +18,7 @@ export const VNET_CSUM_START = 6;
 export const VNET_CSUM_OFFSET = 8;
 
 export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
+export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
 export const VIRTIO_NET_HDR_GSO_NONE = 0;
 export const VIRTIO_NET_HDR_GSO_TCPV4 = 1;
 export const VIRTIO_NET_HDR_GSO_ECN = 0x80;

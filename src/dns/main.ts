@@ -3,11 +3,14 @@
  * The CoreDNS pods' program (the agent runs it inside the pod's netns):
  *
  *   node dist/src/dns/main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT]
+ *                             [--udp-io auto|batched|dgram]
  *
  * Serves the Corefile's server blocks (from the coredns ConfigMap in DIR unless --corefile
  * is given; kubeadm's default otherwise) on their ports (:53 by default) plus health,
  * ready and metrics, and prints one JSON line with "msg":"listening" on stdout once every
  * listener is up. Logs are JSON lines on stdout. SIGTERM: lameduck, then exit 0.
+ * `--udp-io`: UDP with recvmmsg/sendmmsg batches (the kubewire_udp addon) or node:dgram;
+ * `auto` (default) batches when the addon loads.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
@@ -20,12 +23,20 @@ async function main(): Promise<void> {
       manifests: { type: 'string', multiple: true },
       corefile: { type: 'string' },
       listen: { type: 'string' },
+      'udp-io': { type: 'string' },
     },
     strict: true,
   });
   const logger = createLogger('dns', 1);
   if (!values.manifests || values.manifests.length === 0) {
-    logger.fatal('usage: main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT]');
+    logger.fatal(
+      'usage: main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT] [--udp-io auto|batched|dgram]',
+    );
+    process.exit(2);
+  }
+  const udpIo = values['udp-io'] ?? 'auto';
+  if (udpIo !== 'auto' && udpIo !== 'batched' && udpIo !== 'dgram') {
+    logger.fatal(`--udp-io: expected auto, batched or dgram, got '${udpIo}'`);
     process.exit(2);
   }
   const listen = values.listen ? parseListen(values.listen) : undefined;
@@ -36,6 +47,7 @@ async function main(): Promise<void> {
       logger,
       ...(values.corefile ? { corefileFile: values.corefile } : {}),
       ...(listen ? { listen, httpHost: listen.host } : {}),
+      udpIo,
       onFatal: () => process.exit(1),
     });
   } catch (e) {

@@ -8,7 +8,7 @@
  * dropped; other opcodes get NOTIMP, malformed queries FORMERR, EDNS versions above 0
  * BADVERS, classes other than IN NOTIMP, names outside every zone REFUSED.
  */
-import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createSocket } from 'node:dgram';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import {
   createServer as createTcpServer,
@@ -53,6 +53,7 @@ import {
   type Edns,
   type Query,
 } from './wire.js';
+import { listenUdp, type DnsUdpListener, type UdpIo } from './udp.js';
 
 export interface ServerOptions {
   corefile: Corefile;
@@ -73,6 +74,11 @@ export interface ServerOptions {
   onReload?: () => void;
   onFatal?: (message: string) => void;
   readCorefile?: () => Promise<string | null>;
+  /**
+   * UDP I/O: `auto` (default) batches with recvmmsg/sendmmsg when the kubewire_udp addon
+   * loads and falls back to node:dgram; `batched` requires the addon; `dgram` never uses it.
+   */
+  udpIo?: UdpIo;
 }
 
 interface Chain {
@@ -88,7 +94,7 @@ interface Listener {
   host: string;
   /** Chains for this port, longest zone first. */
   chains: Chain[];
-  udp: Socket | null;
+  udp: DnsUdpListener | null;
   tcp: TcpServer | null;
   boundPort: number;
 }
@@ -224,7 +230,10 @@ export class DnsServer implements ServerHooks {
       const inst = instances[i]!;
       if (!inst.serve) continue;
       const next = handler;
-      handler = (req) => inst.serve!(req, next);
+      // Bound once: the step closures share one feedback vector, and a property load of
+      // `serve` there would see every plugin class (megamorphic, a stub-cache probe per step).
+      const serve = inst.serve.bind(inst);
+      handler = (req) => serve(req, next);
     }
     for (const z of zones) {
       for (const inst of instances) {
@@ -251,7 +260,9 @@ export class DnsServer implements ServerHooks {
 
   /**
    * Answers one query packet; null when nothing is to be sent. Synchronous unless a
-   * plugin waits (forward, upstream look-ups).
+   * plugin waits (forward, upstream look-ups). `borrowed` (the batched UDP listener): the
+   * query's bytes are valid only during the call, and a synchronous answer may be a view of
+   * the encoder's scratch buffer that the caller copies before the next query.
    */
   handle(
     wire: Buffer,
@@ -259,12 +270,13 @@ export class DnsServer implements ServerHooks {
     remoteAddress: string,
     remotePort: number,
     listener: Listener | null = this.listeners[0] ?? null,
+    borrowed = false,
   ): MaybePromise<Buffer | null> {
     const q = parseQuery(wire);
     if (isParseError(q)) {
       if (q.fail === ParseFail.Drop) return null;
       const m = errorReply(q, q.fail === ParseFail.FormErr ? RCODE.FORMERR : RCODE.NOTIMP);
-      return encodeMessage(m, MIN_UDP_SIZE, null).wire;
+      return encodeMessage(m, MIN_UDP_SIZE, null, borrowed).wire;
     }
     const edns = q.edns;
     if (edns && edns.version !== 0) {
@@ -276,12 +288,12 @@ export class DnsServer implements ServerHooks {
         extRcode: 0,
         options: [],
       };
-      return encodeMessage(m, MIN_UDP_SIZE, opt).wire;
+      return encodeMessage(m, MIN_UDP_SIZE, opt, borrowed).wire;
     }
     const chain = listener ? this.route(listener, q.question.lname) : null;
     if (q.question.class !== CLASS.IN || chain === null) {
       const m = errorReply(q, chain === null ? RCODE.REFUSED : RCODE.NOTIMP);
-      return this.encode(q, proto, m).wire;
+      return this.encode(q, proto, m, borrowed).wire;
     }
     const req: DnsRequest = {
       q,
@@ -305,18 +317,22 @@ export class DnsServer implements ServerHooks {
       r = rcodeOf(e);
     }
     if (r instanceof Promise) {
+      // The answer waits: the question's bytes must outlive the caller's buffer.
+      const question = q.question;
+      if (borrowed && question.wire !== undefined) question.wire = Buffer.from(question.wire);
       return r.then(
         (x) => this.finish(req, x),
         (e: unknown) => this.finish(req, rcodeOf(e)),
       );
     }
-    return this.finish(req, r);
+    return this.finish(req, r, borrowed);
   }
 
   private encode(
     q: Query,
     proto: 'udp' | 'tcp',
     m: DnsMessage,
+    view = false,
   ): { wire: Buffer; truncated: boolean } {
     const e = q.edns;
     const opt: Edns | null = e
@@ -330,19 +346,19 @@ export class DnsServer implements ServerHooks {
       : null;
     const max =
       proto === 'tcp' ? MAX_MSG_SIZE : e ? Math.max(MIN_UDP_SIZE, e.udpSize) : MIN_UDP_SIZE;
-    return encodeMessage(m, max, opt);
+    return encodeMessage(m, max, opt, view);
   }
 
-  private finish(req: DnsRequest, r: Reply): Buffer {
+  private finish(req: DnsRequest, r: Reply, view = false): Buffer {
     let m = typeof r === 'number' ? errorReply(req.q, r) : r;
     m.id = req.q.id;
     let out: { wire: Buffer; truncated: boolean };
     try {
-      out = this.encode(req.q, req.proto, m);
+      out = this.encode(req.q, req.proto, m, view);
     } catch (e) {
       this.opts.logger.error({ err: e }, 'dns: cannot encode the response');
       m = errorReply(req.q, RCODE.SERVFAIL);
-      out = this.encode(req.q, req.proto, m);
+      out = this.encode(req.q, req.proto, m, view);
     }
     if (out.truncated) m.tc = true;
     const after = req.after;
@@ -432,7 +448,7 @@ export class DnsServer implements ServerHooks {
         if (l.udp) {
           const u = l.udp;
           l.udp = null;
-          await new Promise<void>((r) => u.close(() => r()));
+          await u.close();
         }
         if (!(inUse && l.port === 0 && attempt < 20)) throw e;
       }
@@ -440,44 +456,13 @@ export class DnsServer implements ServerHooks {
   }
 
   private async bindOnce(l: Listener): Promise<void> {
-    const type = isIPv6(l.host) ? 'udp6' : 'udp4';
-    const family = type === 'udp6' ? 6 : 4;
-    const udp = createSocket({
-      type,
-      recvBufferSize: 8 << 20,
-      sendBufferSize: 8 << 20,
-      // Replies go to the address a query came from: no resolver round (dns.lookup + nextTick).
-      lookup: (address, _opts, cb) => cb(null, address, family),
-    });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(l.port, l.host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
-    udp.on('error', (e) => this.opts.logger.warn({ err: e }, 'dns: udp socket error'));
-    l.udp = udp;
-    l.boundPort = udp.address().port;
-    udp.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
-      let out: MaybePromise<Buffer | null>;
-      try {
-        out = this.handle(msg, 'udp', rinfo.address, rinfo.port, l);
-      } catch (e) {
-        this.opts.metrics.panics.labels().inc();
-        this.opts.logger.error({ err: e }, 'dns: query handling failed');
-        return;
-      }
-      if (out === null) return;
-      if (out instanceof Promise) {
-        out.then(
-          (b) => {
-            if (b && l.udp) l.udp.send(b, rinfo.port, rinfo.address);
-          },
-          () => undefined,
-        );
-      } else udp.send(out, rinfo.port, rinfo.address);
-    });
+    l.udp = await listenUdp(
+      l.host,
+      l.port,
+      (wire, address, port, borrowed) => this.answerUdp(l, wire, address, port, borrowed),
+      { io: this.opts.udpIo ?? 'auto', logger: this.opts.logger },
+    );
+    l.boundPort = l.udp.port;
     const tcp = createTcpServer((conn) => this.onTcp(conn, l));
     await new Promise<void>((resolve, reject) => {
       tcp.once('error', reject);
@@ -488,6 +473,23 @@ export class DnsServer implements ServerHooks {
     });
     tcp.on('error', (e) => this.opts.logger.warn({ err: e }, 'dns: tcp listener error'));
     l.tcp = tcp;
+  }
+
+  /** One UDP query: a failure in the chain is counted (coredns_panics_total) and logged. */
+  private answerUdp(
+    l: Listener,
+    wire: Buffer,
+    address: string,
+    port: number,
+    borrowed: boolean,
+  ): MaybePromise<Buffer | null> {
+    try {
+      return this.handle(wire, 'udp', address, port, l, borrowed);
+    } catch (e) {
+      this.opts.metrics.panics.labels().inc();
+      this.opts.logger.error({ err: e }, 'dns: query handling failed');
+      return null;
+    }
   }
 
   private onTcp(conn: TcpSocket, l: Listener): void {
@@ -583,12 +585,18 @@ export class DnsServer implements ServerHooks {
     return { port: e.port };
   }
 
-  /** Bound addresses: DNS (UDP and TCP share the port) and HTTP listeners by path. */
-  addresses(): { dns: { host: string; port: number }[]; http: Record<string, number> } {
+  /**
+   * Bound addresses: DNS (UDP and TCP share the port; `udp` says how UDP is read and written)
+   * and HTTP listeners by path.
+   */
+  addresses(): {
+    dns: { host: string; port: number; udp: 'batched' | 'dgram' | null }[];
+    http: Record<string, number>;
+  } {
     const http: Record<string, number> = {};
     for (const e of this.http.values()) for (const p of e.routes.keys()) http[p] = e.port;
     return {
-      dns: this.listeners.map((l) => ({ host: l.host, port: l.boundPort })),
+      dns: this.listeners.map((l) => ({ host: l.host, port: l.boundPort, udp: l.udp?.io ?? null })),
       http,
     };
   }
@@ -606,7 +614,7 @@ export class DnsServer implements ServerHooks {
       if (l.udp) {
         const u = l.udp;
         l.udp = null;
-        await new Promise<void>((r) => u.close(() => r()));
+        await u.close();
       }
       if (l.tcp) {
         const t = l.tcp;

@@ -10,6 +10,7 @@ import { defaultCorefile, parseCorefile } from './corefile.js';
 import type { DnsClusterView } from './kubernetes/view.js';
 import { Metrics } from './metrics.js';
 import { DnsServer, type ServerOptions } from './server.js';
+import type { UdpIo } from './udp.js';
 
 export interface DnsServiceOptions {
   logger: Logger;
@@ -22,6 +23,8 @@ export interface DnsServiceOptions {
   resolvConf?: string;
   localIPs?: string[];
   onFatal?: (message: string) => void;
+  /** UDP I/O of the DNS listeners (ServerOptions.udpIo). */
+  udpIo?: UdpIo;
 }
 
 export type CorefileSource = 'file' | 'configmap' | 'default';
@@ -79,6 +82,7 @@ export class DnsService {
       ...(this.opts.resolvConf ? { resolvConf: this.opts.resolvConf } : {}),
       ...(this.opts.localIPs ? { localIPs: this.opts.localIPs } : {}),
       ...(this.opts.onFatal ? { onFatal: this.opts.onFatal } : {}),
+      ...(this.opts.udpIo ? { udpIo: this.opts.udpIo } : {}),
     };
     try {
       return DnsServer.build(o);

@@ -902,9 +902,16 @@ export interface EncodeResult {
 
 /**
  * Encodes a message for a client that accepts `maxSize` bytes. `opt`, when given, is the
- * OPT record to send (it always fits: records are cut before it).
+ * OPT record to send (it always fits: records are cut before it). With `view`, the result
+ * is a view of the encoder's scratch buffer, valid until the next encode: for a caller that
+ * copies it at once (the batched UDP listener); otherwise it is a buffer of its own.
  */
-export function encodeMessage(m: DnsMessage, maxSize: number, opt: Edns | null): EncodeResult {
+export function encodeMessage(
+  m: DnsMessage,
+  maxSize: number,
+  opt: Edns | null,
+  view = false,
+): EncodeResult {
   const buf = scratch;
   let flags = FLAG_QR | ((m.opcode & 0xf) << 11) | (m.rcode & 0xf);
   if (m.aa) flags |= FLAG_AA;
@@ -1009,6 +1016,7 @@ export function encodeMessage(m: DnsMessage, maxSize: number, opt: Edns | null):
       off += 4 + o.data.length;
     }
   }
+  if (view) return { wire: buf.subarray(0, off), truncated };
   const wire = Buffer.allocUnsafe(off);
   buf.copy(wire, 0, 0, off);
   return { wire, truncated };

@@ -4,6 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import {
   buildClusterState,
   parseManifestText,
+  renderAllocationsManifest,
   renderIpamManifest,
   type ManifestDocument,
 } from '../cluster/index.js';
@@ -161,6 +162,10 @@ export function applyManifestFile(
   // Last, the IPAM records of the new state (computed with the old records, so running
   // pods keep their addresses): an agent reading between the renames computes the same.
   writes.push({ path: ipamManifestPath(layout), content: renderIpamManifest(next) });
+  writes.push({
+    path: loadBalancerManifestPath(layout),
+    content: renderAllocationsManifest(next.metallb.loadBalancers),
+  });
   const staged = writes.map((w) => {
     if (w.content === null) return { ...w, tmp: null };
     const tmp = join(layout.manifestsDir, `.${basename(w.path)}.tmp`);
@@ -177,4 +182,9 @@ export function applyManifestFile(
 /** Where the lab keeps Calico's IPAM records (IPAMBlock objects) among its manifests. */
 export function ipamManifestPath(layout: LabLayout): string {
   return join(layout.manifestsDir, '999-calico-ipam-blocks.yaml');
+}
+
+/** Where the lab keeps the LoadBalancer addresses MetalLB assigned (a ConfigMap). */
+export function loadBalancerManifestPath(layout: LabLayout): string {
+  return join(layout.manifestsDir, '998-metallb-loadbalancer-ips.yaml');
 }

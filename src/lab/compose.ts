@@ -17,10 +17,11 @@
  * The node image's entrypoint (images/node-entrypoint.sh) runs
  *   node dist/src/lab/compose.js prepare      (under a lock shared by the containers)
  *                                             validate and seed the manifests, write lab.json
- *   node dist/src/lab/compose.js wait-ready   (in the background) wait for the agent's first
- *                                             convergence, then write <node dir>/ready, which
- *                                             the compose healthcheck tests (a `test -e`, so
- *                                             a healthcheck every second costs nothing)
+ * then the agent with `--ready-file <node dir>/ready`, the marker the compose healthcheck
+ * tests (a `test -e`, so a healthcheck every second costs nothing). Also:
+ *   node dist/src/lab/compose.js wait-ready   wait for the agent's first convergence, then
+ *                                             write the same marker (for an agent started
+ *                                             without --ready-file)
  *   node dist/src/lab/compose.js health       the agent's status in one line; exit 0 if ready
  */
 import { createHash } from 'node:crypto';
@@ -63,7 +64,7 @@ export interface PrepareOptions {
   now?: Date;
 }
 
-/** The ready marker of a node (written by wait-ready, tested by the healthcheck). */
+/** The ready marker of a node (written by the agent or wait-ready, tested by the healthcheck). */
 export function readyFile(layout: LabLayout, node: string): string {
   return join(layout.nodeDir(node), 'ready');
 }

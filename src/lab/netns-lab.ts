@@ -16,13 +16,15 @@ import { fileURLToPath } from 'node:url';
 import {
   buildClusterState,
   loadManifests,
+  renderAllocationsManifest,
   renderIpamManifest,
   type ClusterState,
 } from '../cluster/index.js';
-import { ipamManifestPath } from './apply.js';
+import { ipamManifestPath, loadBalancerManifestPath } from './apply.js';
 import { callAgent } from '../agent/control.js';
 import { LabLayout, type LabRecord } from '../agent/lab-layout.js';
 import type { AgentStatus } from '../agent/node-agent.js';
+import { BUILTIN_NODE_FLAGS } from '../agent/workloads.js';
 import { ip, run } from '../util/exec.js';
 import { labTopology, macForAddress, type LabTopology } from './topology.js';
 
@@ -102,6 +104,10 @@ export async function labUp(
     copyFileSync(f, join(layout.manifestsDir, `${String(i).padStart(3, '0')}-${basename(f)}`)),
   );
   writeFileSync(ipamManifestPath(layout), renderIpamManifest(state));
+  writeFileSync(
+    loadBalancerManifestPath(layout),
+    renderAllocationsManifest(state.metallb.loadBalancers),
+  );
   const record: LabRecord = {
     name: layout.lab,
     createdAt: new Date().toISOString(),
@@ -157,6 +163,19 @@ async function buildNetwork(
   const sw = record.switchNetns;
   await ip(['netns', 'add', sw]);
   await ip(['link', 'set', 'lo', 'up'], sw);
+  // A plain L2 switch: where br_netfilter is loaded (Docker loads it), bridged frames would
+  // otherwise go through the switch namespace's (empty) iptables, a cost on every frame.
+  for (const family of ['iptables', 'ip6tables', 'arptables']) {
+    await run('ip', [
+      'netns',
+      'exec',
+      sw,
+      'sysctl',
+      '-q',
+      '-w',
+      `net.bridge.bridge-nf-call-${family}=0`,
+    ]).catch(() => undefined);
+  }
   for (const br of [UNDERLAY_BRIDGE, CLIENT_BRIDGE]) {
     await ip(['link', 'add', br, 'type', 'bridge'], sw);
     await ip(['link', 'set', br, 'up'], sw);
@@ -214,6 +233,7 @@ function startAgent(layout: LabLayout, node: string, netns: string): number {
   const args = [
     '--net=' + join('/run/netns', netns),
     process.execPath,
+    ...BUILTIN_NODE_FLAGS,
     agentMain,
     '--lab',
     layout.lab,
@@ -367,4 +387,58 @@ async function killNamespaceProcesses(netns: string): Promise<void> {
       /* gone */
     }
   }
+}
+
+/**
+ * `kubewire node stop NAME`: stops one node's agent, and with it the node's pods and
+ * its answers on the underlay. Without `leave` the agent says nothing to the others, as
+ * a node that fails: they notice by its silence (see NodeLiveness). Returns when the
+ * agent began stopping (ISO time), as it said.
+ */
+export async function stopNodeAgent(
+  layout: LabLayout,
+  nodeName: string,
+  leave: boolean,
+): Promise<string | null> {
+  const record = readLabRecord(layout);
+  const node = record?.nodes.find((n) => n.name === nodeName);
+  if (!record || !node) throw new LabError(`no node '${nodeName}' in lab '${layout.lab}'`);
+  const pid = node.agentPid;
+  if (pid === null || !processAlive(pid) || !isOurAgent(pid, layout.lab, nodeName)) {
+    throw new LabError(`the agent of node ${nodeName} is not running`);
+  }
+  const reply = await callAgent<{ at?: string }>(
+    layout.agentSocket(nodeName),
+    'shutdown',
+    { leave },
+    3000,
+  ).catch(() => null);
+  const deadline = Date.now() + 15_000;
+  while (processAlive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  if (processAlive(pid)) process.kill(pid, 'SIGKILL');
+  node.agentPid = null;
+  writeLabRecord(layout, record);
+  return reply?.at ?? null;
+}
+
+/** `kubewire node start NAME`: starts a stopped node's agent again and waits until it is ready. */
+export async function startNodeAgent(
+  layout: LabLayout,
+  nodeName: string,
+  timeoutMs: number,
+  progress: (m: string) => void = () => undefined,
+): Promise<void> {
+  const record = readLabRecord(layout);
+  const node = record?.nodes.find((n) => n.name === nodeName);
+  if (!record || !node) throw new LabError(`no node '${nodeName}' in lab '${layout.lab}'`);
+  if (record.mode !== 'netns') {
+    throw new LabError(`lab '${layout.lab}' is run by docker compose: use 'docker compose start'`);
+  }
+  if (node.agentPid !== null && processAlive(node.agentPid)) {
+    throw new LabError(`the agent of node ${nodeName} is already running (pid ${node.agentPid})`);
+  }
+  progress(`node ${nodeName}: starting agent in ${node.netns}`);
+  node.agentPid = startAgent(layout, node.name, node.netns);
+  writeLabRecord(layout, record);
+  await waitReady(layout, { ...record, nodes: [node] }, timeoutMs, progress);
 }

@@ -1,9 +1,8 @@
 // Loads build/Release/kubewire_tap.node (built by node-gyp from binding.gyp at the repo root).
 
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { findNativeAddon, lazyNativeAddon } from '../util/native-addon.js';
 
 /** Counters kept by the native handle. */
 export interface TapStats {
@@ -37,7 +36,7 @@ export interface NativeTapHandle {
   stop(): void;
   close(): void;
   write(buf: Uint8Array, offset: number, length: number): boolean;
-  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number): number;
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number, aux?: Uint8Array): number;
   setOffload(flags: number): void;
   ref(): void;
   unref(): void;
@@ -45,7 +44,30 @@ export interface NativeTapHandle {
   droppedWrites(): number;
 }
 
+/** Counters kept by a packet socket handle. */
+export interface PacketSocketStats {
+  txFrames: number;
+  txBytes: number;
+  /** sendmmsg refused with EAGAIN / ENOBUFS (the batch stopped there). */
+  txAgain: number;
+  /** Frames dropped because the interface is down. */
+  txDropped: number;
+}
+
+/** The object made by the addon's PacketSocketHandle constructor (src/tap/native/packet.cc). */
+export interface NativePacketSocketHandle {
+  readonly fd: number;
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number, aux?: Uint8Array): number;
+  close(): void;
+  stats(): PacketSocketStats;
+}
+
 export interface NativeTapBinding {
+  PacketSocketHandle: new (
+    ifname: string,
+    vnetHdr: boolean,
+    sndbufBytes: number,
+  ) => NativePacketSocketHandle;
   TapHandle: new (
     name: string,
     flags: number,
@@ -55,40 +77,13 @@ export interface NativeTapBinding {
   ) => NativeTapHandle;
 }
 
-const ADDON_RELATIVE = join('build', 'Release', 'kubewire_tap.node');
-
 /**
- * Finds the addon: $KUBEWIRE_TAP_ADDON if set, else build/Release/kubewire_tap.node in the
- * nearest ancestor of this file's directory that has one (src/tap/ when run from sources,
- * dist/src/tap/ when compiled).
+ * Finds the addon: $KUBEWIRE_TAP_ADDON if set, else build/Release/kubewire_tap.node in
+ * the nearest ancestor of this file's directory that has one.
  */
 export function findAddon(startDir: string = dirname(fileURLToPath(import.meta.url))): string {
-  const override = process.env.KUBEWIRE_TAP_ADDON;
-  if (override) return override;
-  let dir = startDir;
-  for (;;) {
-    const candidate = join(dir, ADDON_RELATIVE);
-    if (existsSync(candidate)) return candidate;
-    const parent = dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  throw Object.assign(
-    new Error(
-      `kubewire_tap.node not found in any build/Release above ${startDir}; ` +
-        'build it with `npm run build:native` (node-gyp rebuild)',
-    ),
-    { code: 'MODULE_NOT_FOUND' },
-  );
+  return findNativeAddon('kubewire_tap.node', 'KUBEWIRE_TAP_ADDON', startDir);
 }
-
-let binding: NativeTapBinding | undefined;
 
 /** Loads the addon once (lazily, so importing this module never needs the native build). */
-export function loadBinding(): NativeTapBinding {
-  if (binding === undefined) {
-    const requireNative = createRequire(import.meta.url);
-    binding = requireNative(findAddon()) as NativeTapBinding;
-  }
-  return binding;
-}
+export const loadBinding: () => NativeTapBinding = lazyNativeAddon(() => findAddon());

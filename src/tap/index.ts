@@ -10,6 +10,7 @@ import {
 } from './options.js';
 
 export type { TapStats } from './binding.js';
+export { PacketSocket, type PacketSocketOptions, type PacketSocketStats } from './packet.js';
 export { findAddon } from './binding.js';
 export {
   DEFAULT_ARENA_BYTES,
@@ -23,6 +24,9 @@ export {
   TUN_F_UFO,
   TUN_F_USO4,
   TUN_F_USO6,
+  WRITE_AUX,
+  WRITE_CONTINUES,
+  WRITE_MAX_PARTS,
   resolveTapOptions,
   validateTapName,
 } from './options.js';
@@ -139,14 +143,23 @@ export class TapDevice {
   }
 
   /**
-   * Writes `count` frames, frame i being `buf[offsets[2*i], offsets[2*i] + offsets[2*i+1])`.
-   * Returns the number of frames written. Stops early on EAGAIN / ENOBUFS; a frame refused with
-   * EIO (device down) is dropped, counted in droppedWrites, and the batch continues. Other errors
-   * throw a TapError (frames before it were written). A RangeError is thrown, before anything is
-   * written, if a pair lies outside `buf` or count exceeds offsets.length / 2.
+   * Writes the frames described by `count` (start, length) pairs: normally frame i is
+   * `buf[offsets[2*i], offsets[2*i] + offsets[2*i+1])`. A pair whose length has
+   * {@link WRITE_CONTINUES} set is one more part of the frame of the pairs before it: that frame
+   * is written with one writev of its parts (at most {@link WRITE_MAX_PARTS}), so it can be
+   * gathered from pieces without copying them together. A pair whose start has
+   * {@link WRITE_AUX} set lies in `aux` instead of `buf` (e.g. headers built in a buffer of
+   * one's own in front of a payload left in the read arena). Returns the number of frames written.
+   * Stops early on EAGAIN / ENOBUFS; a frame refused with EIO (device down) is dropped, counted in
+   * droppedWrites, and the batch continues. Other errors throw a TapError (frames before it were
+   * written). A RangeError is thrown, before anything is written, if a pair lies outside its
+   * buffer (or in an `aux` not given), count exceeds offsets.length / 2, the first pair is a
+   * continuation or a frame has too many parts.
    */
-  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number): number {
-    return this.#handle.writeBatch(buf, offsets, count);
+  writeBatch(buf: Uint8Array, offsets: Uint32Array, count: number, aux?: Uint8Array): number {
+    return aux === undefined
+      ? this.#handle.writeBatch(buf, offsets, count)
+      : this.#handle.writeBatch(buf, offsets, count, aux);
   }
 
   /**

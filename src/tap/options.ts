@@ -58,6 +58,16 @@ export const TUN_F_UFO = 0x10;
 export const TUN_F_USO4 = 0x20;
 export const TUN_F_USO6 = 0x40;
 
+/**
+ * writeBatch: a pair whose length has this bit set is one more part of the frame of the pair
+ * before it (gather: the frame is written with one writev of its parts).
+ */
+export const WRITE_CONTINUES = 0x80000000;
+/** writeBatch: a pair whose start has this bit set lies in the second buffer (`aux`). */
+export const WRITE_AUX = 0x80000000;
+/** Most parts of one gathered frame (IOV_MAX). */
+export const WRITE_MAX_PARTS = 1024;
+
 /** Flag bits understood by the native constructor. */
 export const NATIVE_FLAG_VNET_HDR = 1;
 export const NATIVE_FLAG_MULTI_QUEUE = 2;

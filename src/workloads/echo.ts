@@ -8,13 +8,15 @@
  * Runs inside the pod's network namespace as its own process:
  *   node echo.js --port 8080/TCP --port 53/UDP
  * Identity comes from the environment, as the downward API would give it:
- * POD_NAME, POD_NAMESPACE, NODE_NAME, POD_IP.
+ * POD_NAME, POD_NAMESPACE, NODE_NAME, POD_IP. (The node agent serves all the echo pods
+ * of a node from one process instead, src/workloads/echo-host.ts, with the same
+ * handlers: echoHttpServer, serveUdpEcho.)
  */
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createSocket } from 'node:dgram';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { parseArgs } from 'node:util';
 
-interface EchoIdentity {
+export interface EchoIdentity {
   pod: string;
   namespace: string;
   node: string;
@@ -82,28 +84,41 @@ function handleHttp(identity: EchoIdentity, req: IncomingMessage, res: ServerRes
   });
 }
 
+/** The HTTP echo of one pod (not listening: the caller listens or hands it connections). */
+export function echoHttpServer(identity: EchoIdentity): Server {
+  return createServer({ keepAliveTimeout: 65_000 }, (req, res) => handleHttp(identity, req, res));
+}
+
+/** Answers each datagram on `sock` (bound to `port`) with the JSON description of it. */
+export function serveUdpEcho(sock: UdpSocket, identity: EchoIdentity, port: number): void {
+  sock.on('message', (msg, rinfo) => {
+    const reply: EchoReply = {
+      ...identity,
+      client: { address: rinfo.address, port: rinfo.port },
+      server: { address: identity.podIP, port },
+      protocol: 'udp',
+      bodyBytes: msg.length,
+    };
+    sock.send(JSON.stringify(reply) + '\n', rinfo.port, rinfo.address);
+  });
+}
+
+/** The line that marks an echo container ready (the agent's readiness pattern). */
+export function listeningLine(ports: { port: number; protocol: string }[]): string {
+  return JSON.stringify({ msg: 'listening', ports: ports.map((p) => `${p.port}/${p.protocol}`) });
+}
+
 export function startEcho(identity: EchoIdentity, ports: { port: number; protocol: string }[]) {
   const closers: (() => void)[] = [];
   const listening: Promise<void>[] = [];
   for (const { port, protocol } of ports) {
     if (protocol === 'UDP') {
       const sock = createSocket('udp4');
-      sock.on('message', (msg, rinfo) => {
-        const reply: EchoReply = {
-          ...identity,
-          client: { address: rinfo.address, port: rinfo.port },
-          server: { address: identity.podIP, port },
-          protocol: 'udp',
-          bodyBytes: msg.length,
-        };
-        sock.send(JSON.stringify(reply) + '\n', rinfo.port, rinfo.address);
-      });
+      serveUdpEcho(sock, identity, port);
       listening.push(new Promise((resolve) => sock.bind(port, resolve)));
       closers.push(() => sock.close());
     } else if (protocol === 'TCP') {
-      const server = createServer({ keepAliveTimeout: 65_000 }, (req, res) =>
-        handleHttp(identity, req, res),
-      );
+      const server = echoHttpServer(identity);
       listening.push(new Promise((resolve) => server.listen(port, resolve)));
       closers.push(() => server.close());
     } else {
@@ -116,7 +131,7 @@ export function startEcho(identity: EchoIdentity, ports: { port: number; protoco
   };
 }
 
-function parsePortSpec(spec: string): { port: number; protocol: string } {
+export function parsePortSpec(spec: string): { port: number; protocol: string } {
   const [p, proto = 'TCP'] = spec.split('/');
   const port = Number(p);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -136,9 +151,7 @@ async function main(): Promise<void> {
   };
   const echo = startEcho(identity, ports.length ? ports : [{ port: 8080, protocol: 'TCP' }]);
   await echo.ready;
-  process.stdout.write(
-    JSON.stringify({ msg: 'listening', ports: ports.map((p) => `${p.port}/${p.protocol}`) }) + '\n',
-  );
+  process.stdout.write(listeningLine(ports) + '\n');
   const stop = () => {
     echo.close();
     process.exit(0);

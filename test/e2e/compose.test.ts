@@ -3,15 +3,6 @@
  * checked with the real tools inside its containers. Needs a Docker engine and compose;
  * without them the tier is skipped with the reason, except in CI (CI=true), where that
  * is a failure.
- *
- * Later, as the parts land (each a case here then, not a skipped test now):
- *   TODO(dns): `kubewire exec <pod> -- dig +short kubernetes.default.svc.cluster.local`
- *     answers 10.96.0.1 through the kube-dns ClusterIP 10.96.0.10, and
- *     blog.default.svc.cluster.local the blog ClusterIP (works with the DNS server of the
- *     working tree; a case once src/dns/main.ts is committed).
- *   TODO(metallb): `compose exec client curl -s http://10.1.110.105/blog/x` reaches blog
- *     through ingress-nginx's LoadBalancer address, and `compose exec router arping -c 1
- *     10.1.110.105` is answered by the node MetalLB elected, with its MAC.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -368,6 +359,57 @@ if (unavailable && inCI) {
         await lab.execOk('client', ['curl', '-s', '-m', '10', `http://10.1.110.102:${port}/`]),
       ) as { pod: string };
       assert.match(web.pod, /^webapp-/);
+    });
+
+    test('DNS from a pod: dig through the kube-dns ClusterIP to the CoreDNS pods', async () => {
+      const dig = (name: string) =>
+        lab.execOk('worker-1', [
+          'kubewire',
+          'exec',
+          '-n',
+          p1.namespace,
+          p1.name,
+          '--',
+          'dig',
+          '+short',
+          '+time=3',
+          '+tries=2',
+          name,
+        ]);
+      assert.equal((await dig('kubernetes.default.svc.cluster.local')).trim(), '10.96.0.1');
+      assert.equal((await dig('wordpress-db.wordpress.svc.cluster.local')).trim(), '10.96.23.229');
+    });
+
+    test('the LoadBalancer address 10.1.110.105: the client reaches the ingress; one MAC answers ARP', async () => {
+      const blog = JSON.parse(
+        await lab.execOk('client', ['curl', '-s', '-m', '10', 'http://10.1.110.105/blog/x']),
+      ) as { pod: string; path: string };
+      assert.match(blog.pod, /^blog-/);
+      assert.equal(blog.path, '/blogroll/x');
+      const svc = JSON.parse(
+        await lab.execOk('worker-1', [
+          'kubewire',
+          'get',
+          'svc',
+          '-n',
+          'ingress-nginx',
+          '-o',
+          'json',
+        ]),
+      ) as { status: { loadBalancer: { ingress: { ip: string; announcedBy: string }[] } } }[];
+      const ingress = svc[0]!.status.loadBalancer.ingress[0]!;
+      assert.equal(ingress.ip, '10.1.110.105');
+      // The announcing node's own MAC (Docker picks it; newer engines randomise it).
+      const mac = (
+        await lab.execOk(ingress.announcedBy, ['cat', '/sys/class/net/eth0/address'])
+      ).trim();
+      const arping = await lab.execOk('router', [
+        'sh',
+        '-c',
+        'arping -c 3 -w 5 -I "$(ip -o -4 addr show to 10.1.110.0/24 | cut -d" " -f2)" 10.1.110.105',
+      ]);
+      const macs = new Set([...arping.matchAll(/from ([0-9a-f:]{17}) /g)].map((m) => m[1]));
+      assert.deepEqual([...macs], [mac], arping);
     });
 
     test('kubewire exec for a pod of another node says where to run it', async () => {

@@ -1066,5 +1066,9 @@ export function kubeProxyOptionsFor(state: ClusterState, nodeName: string): Kube
     nodeName,
     nodeIPs: node ? [node.internalIP] : [],
     clusterCIDR: state.config.podSubnet,
+    // status.loadBalancer.ingress, as MetalLB's controller assigned it.
+    loadBalancerIPs: new Map(
+      state.metallb.loadBalancers.map((lb) => [`${lb.namespace}/${lb.name}`, lb.ips]),
+    ),
   };
 }

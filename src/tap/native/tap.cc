@@ -9,7 +9,11 @@
 // Nothing is allocated per frame, and nothing per wake-up besides the handle scope of the call.
 //
 // Writes are synchronous write(2) calls on the non-blocking fd from the JS thread: write() for
-// one frame, writeBatch() for many frames described by (start, length) pairs.
+// one frame, writeBatch() for many frames described by (start, length) pairs. A pair whose length
+// has bit 31 set continues the frame of the pair before it: that frame is written with one
+// writev(2) of all its parts (a frame gathered from pieces without copying them together first).
+// A pair whose start has bit 31 set lies in an optional second buffer (e.g. headers built in one
+// buffer, payload left where it was read in another).
 //
 // Lifetime: the JS object owns a heap-allocated Tap. While polling, a strong reference keeps the
 // JS object (and thus the Tap) alive. close() stops the poll, uv_close()s the handle and closes
@@ -26,12 +30,14 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <new>
 
 #include "errno_name.h"
+#include "packet.h"
 
 namespace kubewire {
 namespace {
@@ -44,6 +50,12 @@ constexpr uint32_t kMaxBatchLimit = 1u << 20;
 constexpr uint32_t kFlagVnetHdr = 1u << 0;
 constexpr uint32_t kFlagMultiQueue = 1u << 1;
 constexpr int kVnetHdrBytes = 10;  // sizeof(struct virtio_net_hdr), the kernel default
+// writeBatch: a length with this bit continues the previous pair's frame (one writev per frame).
+constexpr uint32_t kContinues = 0x80000000u;
+// writeBatch: a start with this bit lies in the second buffer.
+constexpr uint32_t kAux = 0x80000000u;
+// Parts of one gathered frame: at most IOV_MAX (1024 on Linux).
+constexpr uint32_t kMaxFrameParts = 1024;
 
 struct Stats {
   uint64_t rx_frames = 0;
@@ -566,19 +578,33 @@ napi_value Write(napi_env env, napi_callback_info info) {
   return result;
 }
 
-// writeBatch(buf, offsets: Uint32Array, count) -> frames written
+// writeBatch(buf, offsets: Uint32Array, count, aux?) -> frames written
+//
+// `count` pairs (start, length); a pair whose length has kContinues set is one more part of the
+// frame begun by the pairs before it; a pair whose start has kAux set lies in `aux`. Each frame
+// is one write(2), or one writev(2) of its parts.
 napi_value WriteBatch(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   Tap* t = Unwrap(env, info, &argc, argv);
   if (t == nullptr) return nullptr;
   if (t->closed) return ThrowErrno(env, EBADF, "write");
-  if (argc < 3) return ThrowType(env, "writeBatch(buf, offsets, count)");
+  if (argc < 3) return ThrowType(env, "writeBatch(buf, offsets, count, aux?)");
   uint8_t* data;
   size_t len;
   int64_t count;
   if (!GetBytes(env, argv[0], &data, &len) || !GetInt64(env, argv[2], &count, "count")) {
     return nullptr;
+  }
+  uint8_t* aux_data = nullptr;
+  size_t aux_len = 0;
+  if (argc >= 4) {
+    napi_valuetype aux_type;
+    napi_typeof(env, argv[3], &aux_type);
+    if (aux_type != napi_undefined && aux_type != napi_null &&
+        !GetBytes(env, argv[3], &aux_data, &aux_len)) {
+      return nullptr;
+    }
   }
   napi_typedarray_type type;
   size_t n_offsets;
@@ -596,19 +622,42 @@ napi_value WriteBatch(napi_env env, napi_callback_info info) {
     return ThrowRange(env, "count exceeds offsets.length / 2");
   }
   const uint32_t* offs = static_cast<const uint32_t*>(ptr);
-  const uint32_t frames = static_cast<uint32_t>(count);
-  for (uint32_t i = 0; i < frames; i++) {
-    if (static_cast<uint64_t>(offs[2 * i]) + offs[2 * i + 1] > len) {
+  const uint32_t pairs = static_cast<uint32_t>(count);
+  // Everything is checked before anything is written.
+  uint32_t parts = 0;
+  for (uint32_t i = 0; i < pairs; i++) {
+    const bool continues = (offs[2 * i + 1] & kContinues) != 0;
+    const bool in_aux = (offs[2 * i] & kAux) != 0;
+    const uint32_t n = offs[2 * i + 1] & ~kContinues;
+    if (in_aux && aux_data == nullptr) {
+      char msg[96];
+      snprintf(msg, sizeof msg, "pair %u lies in a second buffer that was not given", i);
+      return ThrowRange(env, msg);
+    }
+    if (static_cast<uint64_t>(offs[2 * i] & ~kAux) + n > (in_aux ? aux_len : len)) {
       char msg[96];
       snprintf(msg, sizeof msg, "frame %u lies outside the buffer", i);
       return ThrowRange(env, msg);
     }
+    if (continues && i == 0) return ThrowRange(env, "pair 0 continues no frame");
+    parts = continues ? parts + 1 : 1;
+    if (parts > kMaxFrameParts) return ThrowRange(env, "a frame has more than 1024 parts");
   }
+  struct iovec iov[kMaxFrameParts];
   uint32_t written = 0;
-  for (uint32_t i = 0; i < frames; i++) {
+  uint32_t i = 0;
+  while (i < pairs) {
+    uint32_t n = 0;
+    do {
+      const uint32_t start = offs[2 * i];
+      iov[n].iov_base = ((start & kAux) != 0 ? aux_data : data) + (start & ~kAux);
+      iov[n].iov_len = offs[2 * i + 1] & ~kContinues;
+      n++;
+      i++;
+    } while (i < pairs && (offs[2 * i + 1] & kContinues) != 0);
     ssize_t w;
     do {
-      w = write(t->fd, data + offs[2 * i], offs[2 * i + 1]);
+      w = n == 1 ? write(t->fd, iov[0].iov_base, iov[0].iov_len) : writev(t->fd, iov, n);
     } while (w < 0 && errno == EINTR);
     if (w >= 0) {
       written++;
@@ -717,6 +766,7 @@ napi_value Init(napi_env env, napi_value exports) {
     return nullptr;
   }
   napi_set_named_property(env, exports, "TapHandle", cls);
+  if (!InitPacketSocket(env, exports)) return nullptr;
   return exports;
 }
 

@@ -1,5 +1,5 @@
 // Non-Linux stub: the addon builds everywhere (so `npm install` works on developer machines) but
-// TAP devices exist only on Linux; constructing a TapHandle throws ENOTSUP.
+// TAP devices and packet sockets exist only on Linux; constructing either handle throws ENOTSUP.
 #include <node_api.h>
 
 namespace {
@@ -23,5 +23,10 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
     return nullptr;
   }
   napi_set_named_property(env, exports, "TapHandle", cls);
+  if (napi_define_class(env, "PacketSocketHandle", NAPI_AUTO_LENGTH, New, nullptr, 0, nullptr,
+                        &cls) != napi_ok) {
+    return nullptr;
+  }
+  napi_set_named_property(env, exports, "PacketSocketHandle", cls);
   return exports;
 }

@@ -14,6 +14,8 @@ import { setImmediate as immediate, setTimeout as sleep } from 'node:timers/prom
 import {
   TUN_F_CSUM,
   TapDevice,
+  WRITE_AUX,
+  WRITE_CONTINUES,
   isTapError,
   type FrameBatchHandler,
   type TapError,
@@ -413,6 +415,81 @@ describe('TAP device (native binding)', { skip: isRoot ? false : 'requires root'
     const bad = Uint32Array.from([0, 60, buf.length - 10, 60]);
     assert.throws(() => dev().writeBatch(buf, bad, 2), RangeError);
     assert.throws(() => dev().write(buf, buf.length - 10, 60), RangeError);
+  });
+
+  test('writeBatch gathers a frame from parts (writev): the kernel answers the whole request', async () => {
+    const id = 0x4b58;
+    // Four echo requests with 1000 bytes of data; the second and third are written in pieces
+    // scattered through the buffer (with junk between them), the first whole, the fourth with
+    // its headers in a second buffer (aux) and the rest in the first.
+    const frames = [0, 1, 2, 3].map((seq) => echoRequestFrame(kernelMac, id, seq, 1000));
+    const junk = Buffer.alloc(7, 0xee);
+    const pieces: Buffer[] = [];
+    const pairs: number[] = [];
+    let pos = 0;
+    const put = (b: Buffer, continues: boolean) => {
+      pieces.push(b, junk);
+      pairs.push(pos, b.length | (continues ? WRITE_CONTINUES : 0));
+      pos += b.length + junk.length;
+    };
+    put(frames[0]!, false);
+    for (const f of frames.slice(1, 3)) {
+      put(f.subarray(0, 34), false); // Ethernet + IPv4 headers
+      put(f.subarray(34, 500), true);
+      put(f.subarray(500, 501), true);
+      put(f.subarray(501), true);
+    }
+    const aux = Buffer.concat([junk, frames[3]!.subarray(0, 42)]);
+    pairs.push(junk.length | WRITE_AUX, 42);
+    put(frames[3]!.subarray(42), true);
+    const buf = Buffer.concat(pieces);
+    const offsets = Uint32Array.from(pairs);
+    const seen = new Set<number>();
+    const listener: FrameListener = (f) => {
+      const e = parseIcmp(f);
+      if (!e || e.type !== 0 || e.id !== id) return;
+      assert.equal(inetChecksum(e.icmp), 0, 'ICMP checksum of the reply');
+      assert.equal(e.icmp.length, 8 + 1000);
+      seen.add(e.seq);
+    };
+    listeners.add(listener);
+    const before = dev().stats();
+    try {
+      assert.equal(dev().writeBatch(buf, offsets, pairs.length / 2, aux), 4, 'frames, not pairs');
+      assert.ok(await until(() => seen.size === 4, 3000), `echo replies: ${seen.size}/4`);
+    } finally {
+      listeners.delete(listener);
+    }
+    const after = dev().stats();
+    assert.equal(after.txFrames - before.txFrames, 4);
+    assert.equal(
+      after.txBytes - before.txBytes,
+      frames.reduce((n, f) => n + f.length, 0),
+    );
+    // A continuation first, or a part outside the buffer, is refused before anything is written.
+    assert.throws(
+      () => dev().writeBatch(buf, Uint32Array.from([0, 60 | WRITE_CONTINUES]), 1),
+      RangeError,
+    );
+    assert.throws(
+      () =>
+        dev().writeBatch(buf, Uint32Array.from([0, 60, buf.length - 5, 10 | WRITE_CONTINUES]), 2),
+      RangeError,
+    );
+    // A pair in a second buffer that was not given, or outside it.
+    assert.throws(
+      () => dev().writeBatch(buf, Uint32Array.from([0 | WRITE_AUX, 14]), 1),
+      RangeError,
+    );
+    assert.throws(
+      () => dev().writeBatch(buf, Uint32Array.from([40 | WRITE_AUX, 14]), 1, aux),
+      RangeError,
+    );
+    const tooMany = new Uint32Array(2 * 1025);
+    tooMany[1] = 14;
+    for (let i = 1; i < 1025; i++) tooMany[2 * i + 1] = 1 | WRITE_CONTINUES;
+    assert.throws(() => dev().writeBatch(buf, tooMany, 1025), RangeError);
+    assert.equal(dev().stats().txFrames, after.txFrames);
   });
 
   test('burst: 20,000 echo requests in batches, replies read many per wake-up', async (t) => {

@@ -371,6 +371,32 @@ describe('Forwarder: IPv4 forwarding', () => {
   });
 });
 
+describe('Forwarder: clock', () => {
+  it('the hooks’ clock reads once per batch: frozen while a batch is processed, live outside', async () => {
+    const lab = worker1();
+    const seen: number[] = [];
+    lab.caliA.capture = () => {
+      const t = lab.fwd.clock();
+      seen.push(t);
+      const until = Date.now() + 3;
+      while (Date.now() < until); // the batch takes a few milliseconds
+    };
+    const before = Date.now();
+    feed(
+      lab.fwd,
+      lab.caliA,
+      udpFrame({ ...fromA, dst: W1.podB }, 1, 2, bytes(8)),
+      udpFrame({ ...fromA, dst: W1.podB }, 1, 2, bytes(8)),
+    );
+    const after = Date.now();
+    assert.equal(seen.length, 2);
+    assert.equal(seen[0], seen[1], 'the same time for every packet of the batch');
+    assert.ok(seen[0]! >= before && after - seen[0]! >= 6, 'read when the batch started');
+    await new Promise((r) => setTimeout(r, 5));
+    assert.ok(lab.fwd.clock() >= before + 5, 'outside a batch: Date.now()');
+  });
+});
+
 describe('Forwarder: local answers and ICMP errors', () => {
   it('answers an echo request to a node address with an echo reply', () => {
     const lab = worker1();

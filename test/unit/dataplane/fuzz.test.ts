@@ -17,7 +17,12 @@ import {
 } from '../../../src/packet/index.js';
 import { DropReason, dropReasonNames } from '../../../src/dataplane/drops.js';
 import type { Forwarder } from '../../../src/dataplane/forwarder.js';
-import { NetInterface, type FrameSink } from '../../../src/dataplane/interface.js';
+import {
+  FRAME_AUX,
+  FRAME_CONTINUES,
+  NetInterface,
+  type FrameSink,
+} from '../../../src/dataplane/interface.js';
 import {
   CALI_MAC,
   HEADROOM,
@@ -297,10 +302,17 @@ class CheckingSink implements FrameSink {
     private readonly scratch: Buffer,
   ) {}
 
-  writeBatch(buf: Buffer, offsets: Uint32Array, count: number): number {
+  writeBatch(first: Buffer, offsets: Uint32Array, count: number, aux?: Buffer): number {
     for (let i = 0; i < count; i++) {
-      const o = offsets[i * 2]!;
+      let o = offsets[i * 2]!;
+      let buf = first;
+      if (o >= FRAME_AUX) {
+        assert.ok(aux, 'a pair in a second buffer that was not given');
+        buf = aux;
+        o -= FRAME_AUX;
+      }
       const l = offsets[i * 2 + 1]!;
+      assert.ok(l < FRAME_CONTINUES, 'no gathered frames without virtio headers');
       this.check(buf, o, l);
       if (buf === this.arena) this.inPlace++;
       else if (buf === this.scratch && buf.readUInt16BE(o + 12) === ETHERTYPE_IPV4) {

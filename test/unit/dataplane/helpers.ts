@@ -27,6 +27,8 @@ import {
 import { DropCounters, DropReason, dropReasonNames } from '../../../src/dataplane/drops.js';
 import { Forwarder } from '../../../src/dataplane/forwarder.js';
 import {
+  FRAME_AUX,
+  FRAME_CONTINUES,
   NetInterface,
   type FrameSink,
   type InterfaceKind,
@@ -53,16 +55,37 @@ export class RecordingSink implements FrameSink {
   /** Throw from writeBatch (as a TAP does on an unexpected errno). */
   fail = false;
 
-  writeBatch(buf: Buffer, offsets: Uint32Array, count: number): number {
+  /**
+   * Gathered frames (pairs with FRAME_CONTINUES) are recorded whole, as the TAP writes them;
+   * pairs with FRAME_AUX are read from `aux`.
+   */
+  writeBatch(buf: Buffer, offsets: Uint32Array, count: number, aux?: Buffer): number {
     this.batches++;
     if (this.fail) throw new Error('sink failure');
-    const n = Math.min(count, this.accept);
-    for (let i = 0; i < n; i++) {
-      const o = offsets[i * 2]!;
+    const first = buf;
+    let frames = 0;
+    for (let i = 0; i < count; i++) {
+      let o = offsets[i * 2]!;
       const l = offsets[i * 2 + 1]!;
+      buf = first;
+      if (o >= FRAME_AUX) {
+        assert.ok(aux, 'a pair in a second buffer that was not given');
+        buf = aux;
+        o -= FRAME_AUX;
+      }
+      if (l >= FRAME_CONTINUES) {
+        assert.ok(i > 0, 'a continuation pair first');
+        const last = this.sent[this.sent.length - 1]!;
+        const part = buf.subarray(o, o + l - FRAME_CONTINUES);
+        assert.equal(part.length, l - FRAME_CONTINUES, 'part inside the buffer');
+        last.bytes = Buffer.concat([last.bytes, part]);
+        continue;
+      }
+      if (frames === this.accept) break;
+      frames++;
       this.sent.push({ bytes: Buffer.from(buf.subarray(o, o + l)), from: buf, offset: o });
     }
-    return n;
+    return frames;
   }
 
   write(buf: Buffer, offset = 0, length = buf.length - offset): boolean {

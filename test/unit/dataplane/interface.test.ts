@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { DropCounters, DropReason, dropReasonNames } from '../../../src/dataplane/drops.js';
-import { NetInterface } from '../../../src/dataplane/interface.js';
+import { FRAME_CONTINUES, NetInterface } from '../../../src/dataplane/interface.js';
+import { WRITE_CONTINUES } from '../../../src/tap/options.js';
 import { CALI_MAC, RecordingSink, makeInterface } from './helpers.js';
 
 function frames(n: number, size: number): Buffer {
@@ -39,26 +40,39 @@ describe('NetInterface', () => {
     assert.equal(sink.batches, 1, 'an empty flush writes nothing');
   });
 
-  it('a different buffer, or a full batch (256), flushes what was queued first', () => {
+  it('a third buffer, or a full batch (256), flushes what was queued first', () => {
     const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
     const a = frames(300, 64);
     const b = frames(1, 64);
+    const c = frames(1, 64);
     dev.enqueue(a, 0, 64);
     dev.enqueue(b, 0, 64);
-    assert.equal(sink.batches, 1);
+    dev.enqueue(a, 64, 64);
+    assert.equal(sink.batches, 0, 'two buffers share a batch');
+    dev.enqueue(c, 0, 64);
+    assert.equal(sink.batches, 1, 'a third buffer flushed');
     dev.flush();
     assert.equal(sink.batches, 2);
+    assert.deepEqual(
+      sink.sent.map((f) => [f.from === a ? 'a' : f.from === b ? 'b' : 'c', f.offset]),
+      [
+        ['a', 0],
+        ['b', 0],
+        ['a', 64],
+        ['c', 0],
+      ],
+    );
     for (let i = 0; i < 300; i++) dev.enqueue(a, i * 64, 64);
     assert.equal(sink.batches, 3, 'the 257th frame flushed the first 256');
     dev.flush();
     assert.equal(sink.batches, 4);
-    assert.equal(sink.sent.length, 302);
+    assert.equal(sink.sent.length, 304);
     assert.deepEqual(
-      sink.sent.slice(2).map((f) => f.bytes[0]),
+      sink.sent.slice(4).map((f) => f.bytes[0]),
       Array.from({ length: 300 }, (_, i) => i & 0xff),
     );
-    assert.equal(dev.counters.txPackets, 302);
-    assert.equal(dev.counters.txBytes, 302 * 64);
+    assert.equal(dev.counters.txPackets, 304);
+    assert.equal(dev.counters.txBytes, 304 * 64);
   });
 
   it('down, or without a device, queued frames are dropped and counted', () => {
@@ -101,6 +115,62 @@ describe('NetInterface', () => {
     assert.equal(dev.counters.txDropped, 3);
     assert.equal(dev.counters.txBytes, 100);
     assert.equal(dev.dirty, false);
+  });
+
+  it('marks continuation pairs as the TAP addon does', () => {
+    assert.equal(FRAME_CONTINUES, WRITE_CONTINUES);
+  });
+
+  it('a gathered frame is one frame: one packet, all its bytes, seen whole by a capture', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const buf = frames(10, 100);
+    const captured: Buffer[] = [];
+    dev.capture = (b, o, l) => captured.push(Buffer.from(b.subarray(o, o + l)));
+    // Frame 1: bytes 0..99, then 250..299 and 500..509; frame 2: 700..799 alone.
+    dev.queueGathered(buf, 0, 100, Uint32Array.from([250, 50, 500, 10]), 2);
+    dev.queueFrame(buf, 700, 100);
+    // Frame 3 gathered from 800..849 and 900..999, refused below.
+    dev.queueGathered(buf, 800, 50, Uint32Array.from([900, 100]), 1);
+    sink.accept = 2;
+    dev.flush();
+    assert.deepEqual(
+      sink.sent.map((f) => f.bytes.length),
+      [160, 100],
+    );
+    assert.deepEqual(
+      sink.sent[0]!.bytes,
+      Buffer.concat([buf.subarray(0, 100), buf.subarray(250, 300), buf.subarray(500, 510)]),
+    );
+    assert.deepEqual(dev.counters, {
+      rxPackets: 0,
+      rxBytes: 0,
+      txPackets: 2,
+      txBytes: 260,
+      txDropped: 1,
+    });
+    assert.deepEqual(
+      captured.map((c) => c.length),
+      [160, 100, 150],
+    );
+    assert.deepEqual(captured[0], sink.sent[0]!.bytes);
+  });
+
+  it('a gathered frame that does not fit the batch flushes what was queued first', () => {
+    const { dev, sink } = makeInterface(1, 'cali1', 'pod', CALI_MAC, 1480);
+    const buf = frames(300, 64);
+    for (let i = 0; i < 250; i++) dev.queueFrame(buf, i * 64, 64);
+    const parts = new Uint32Array(2 * 10);
+    for (let k = 0; k < 10; k++) {
+      parts[2 * k] = (250 + k) * 64;
+      parts[2 * k + 1] = 64;
+    }
+    dev.queueGathered(buf, 260 * 64, 64, parts, 10);
+    assert.equal(sink.batches, 1, '250 + 11 pairs > 256: the 250 went first');
+    dev.flush();
+    assert.equal(sink.sent.length, 251);
+    assert.equal(sink.sent[250]!.bytes.length, 11 * 64);
+    assert.equal(dev.counters.txPackets, 251);
+    assert.equal(dev.counters.txBytes, 261 * 64);
   });
 
   it('RecordingSink.write keeps a copy', () => {

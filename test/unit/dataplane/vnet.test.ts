@@ -176,6 +176,41 @@ describe('forwarding with virtio-net headers', () => {
     assert.equal(fwd.drops.total(), 0);
   });
 
+  test('segments are headers from the scratch arena gathered with their payload, left in place', () => {
+    const { fwd, a, e } = lab();
+    feedRaw(fwd, a.dev, offloadedTcp({ dst: REMOTE_POD, payload: 5000, gsoSize: 1400 }));
+    assert.equal(e.sink.batches, 1, 'one write call for every segment');
+    assert.equal(e.sink.sent.length, 4);
+    // General path (tunl0 captured): every segment copied whole and encapsulated.
+    const other = lab();
+    const captured: number[] = [];
+    other.fwd.tunnel!.capture = (_b, _o, l) => captured.push(l);
+    feedRaw(
+      other.fwd,
+      other.a.dev,
+      offloadedTcp({ dst: REMOTE_POD, payload: 5000, gsoSize: 1400 }),
+    );
+    assert.deepEqual(
+      captured,
+      [1452, 1452, 1452, 852].map((n) => n + 0),
+    );
+    assert.deepEqual(e.sink.take(), other.e.sink.take(), 'the same bytes either way');
+    assert.equal(fwd.tunnel!.counters.txPackets, 4);
+    assert.equal(fwd.tunnel!.counters.txBytes, 4 * 52 + 5000);
+    assert.deepEqual(fwd.tunnel!.counters, other.fwd.tunnel!.counters);
+    assert.deepEqual(e.dev.counters, other.e.dev.counters);
+  });
+
+  test('segments wait for the next hop when it is not resolved yet', () => {
+    const { fwd, a, e } = lab();
+    fwd.neighbours.deleteDevice(e.dev);
+    feedRaw(fwd, a.dev, offloadedTcp({ dst: REMOTE_POD, payload: 3000, gsoSize: 1400 }));
+    const [probe] = e.sink.take();
+    assert.ok(probe);
+    assert.equal(probe.readUInt16BE(VNET_HDR_LEN + 12), 0x0806, 'ARP probe for worker-2');
+    assert.equal(fwd.neighbours.get(e.dev, W1.worker2)?.queue.length, 3, 'segments queued');
+  });
+
   test('decapsulation moves the virtio header to the inner frame', () => {
     const { fwd, a, e } = lab();
     // worker-2 sends an IPIP frame carrying a checksum-offloaded segment for pod A.

@@ -15,9 +15,12 @@ describe('kubewire dns', () => {
     assert.ok(dns);
     assert.deepEqual(
       dns.options.map((o) => o.long),
-      ['--manifests', '--listen', '--corefile'],
+      ['--manifests', '--listen', '--corefile', '--udp-io'],
     );
     assert.equal(dns.options.find((o) => o.long === '--listen')!.defaultValue, '127.0.0.1:5353');
+    const io = dns.options.find((o) => o.long === '--udp-io')!;
+    assert.equal(io.defaultValue, 'auto');
+    assert.deepEqual(io.argChoices, ['auto', 'batched', 'dgram']);
   });
 
   it('serves until SIGTERM, then returns', async () => {

@@ -15,6 +15,7 @@ import { parseCorefile } from '../../../src/dns/corefile.js';
 import type { DnsClusterView, DnsService } from '../../../src/dns/kubernetes/view.js';
 import { Metrics } from '../../../src/dns/metrics.js';
 import { DnsServer } from '../../../src/dns/server.js';
+import type { UdpIo } from '../../../src/dns/udp.js';
 import { CLASS, encodeQuery, type Edns } from '../../../src/dns/wire.js';
 
 export const quietLogger = pino({ level: 'silent' });
@@ -189,7 +190,12 @@ export const BASE_COREFILE = `.:53 {
 export function buildServer(
   corefile: string,
   view: DnsClusterView | null = fixtureView(),
-  opts: { localIPs?: string[]; metrics?: Metrics } = {},
+  opts: {
+    localIPs?: string[];
+    metrics?: Metrics;
+    listen?: { host: string; port: number };
+    udpIo?: UdpIo;
+  } = {},
 ): DnsServer {
   const server = DnsServer.build({
     corefile: parseCorefile(corefile, 'Corefile'),
@@ -197,6 +203,8 @@ export function buildServer(
     logger: quietLogger,
     metrics: opts.metrics ?? new Metrics(),
     localIPs: opts.localIPs ?? ['10.0.0.53'],
+    ...(opts.listen ? { listen: opts.listen } : {}),
+    ...(opts.udpIo ? { udpIo: opts.udpIo } : {}),
   });
   if (view) server.setState(view);
   return server;
