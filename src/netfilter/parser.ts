@@ -177,6 +177,10 @@ const SHORT_OPTS: Record<string, 0 | 1 | 2> = {
   x: 0,
 };
 
+/** SHORT_OPTS by character code (-1: no such option). */
+const SHORT_SPEC = new Int8Array(128).fill(-1);
+for (const [c, spec] of Object.entries(SHORT_OPTS)) SHORT_SPEC[c.charCodeAt(0)] = spec;
+
 /** The chain protocols xtables_parse_protocol knows before getprotobyname. */
 const CHAIN_PROTOS: Record<string, number> = {
   tcp: 6,
@@ -196,10 +200,20 @@ const CHAIN_PROTOS: Record<string, number> = {
   all: 0,
 };
 
+/**
+ * The extension factories and chain protocols as Maps: a property lookup with a word of
+ * the input (a string V8 has not internalized, usually a chain name that is no target)
+ * searches the engine's string table, a Map lookup only hashes the word.
+ */
+const MATCH_FACTORIES = new Map(Object.entries(MATCHES));
+const TARGET_FACTORIES = new Map(Object.entries(TARGETS));
+const CHAIN_PROTO_NUMBERS = new Map(Object.entries(CHAIN_PROTOS));
+
 export function parseProtocol(s: string): number {
   const n = strtoui(s, 0, 255);
   if (n !== null) return n;
-  if (CHAIN_PROTOS[s] !== undefined) return CHAIN_PROTOS[s];
+  const chainProto = CHAIN_PROTO_NUMBERS.get(s);
+  if (chainProto !== undefined) return chainProto;
   const p = protoNameToNumber(s);
   if (p >= 0) return p;
   throw new ParameterProblem(`unknown protocol "${s}" specified`);
@@ -275,13 +289,17 @@ interface ExtOptBlock {
   byWord: Map<string, OptEntry>;
 }
 
-/** The option entries of an extension (the same for every instance): built once. */
-const EXT_OPT_BLOCKS = new Map<string, { opts: readonly Opt[]; block: ExtOptBlock }>();
+/** The option entries of an extension (the same for every instance): built once per option table. */
+const EXT_OPT_BLOCKS = {
+  match: new WeakMap<readonly Opt[], Map<string, ExtOptBlock>>(),
+  target: new WeakMap<readonly Opt[], Map<string, ExtOptBlock>>(),
+};
 
 function extOptBlock(kind: 'match' | 'target', ext: Ext): ExtOptBlock {
-  const key = `${kind} ${ext.name}`;
-  const cached = EXT_OPT_BLOCKS.get(key);
-  if (cached !== undefined && cached.opts === ext.opts) return cached.block;
+  let byName = EXT_OPT_BLOCKS[kind].get(ext.opts);
+  if (byName === undefined) EXT_OPT_BLOCKS[kind].set(ext.opts, (byName = new Map()));
+  const cached = byName.get(ext.name);
+  if (cached !== undefined) return cached;
   const entries = ext.opts.map((o): OptEntry => ({
     name: o.name,
     hasArg: o.arg ? 1 : 0,
@@ -290,7 +308,7 @@ function extOptBlock(kind: 'match' | 'target', ext: Ext): ExtOptBlock {
   const byWord = new Map<string, OptEntry>();
   for (const e of entries) if (!byWord.has(`--${e.name}`)) byWord.set(`--${e.name}`, e);
   const block = { entries, byWord };
-  EXT_OPT_BLOCKS.set(key, { opts: ext.opts, block });
+  byName.set(ext.name, block);
   return block;
 }
 
@@ -409,7 +427,7 @@ class CommandParser implements ParseCtx {
   }
 
   private loadMatch(name: string): MatchExt {
-    const f = MATCHES[name];
+    const f = MATCH_FACTORIES.get(name);
     if (!f)
       throw new ParameterProblem(`Couldn't load match \`${name}':No such file or directory\n`);
     const m = f();
@@ -563,7 +581,7 @@ class CommandParser implements ParseCtx {
         this.setOption(OPT_JUMP, inv);
         if (optarg === 'CONTINUE') break;
         this.p.jumpto = xtParseTarget(optarg!);
-        const f = TARGETS[this.p.jumpto];
+        const f = TARGET_FACTORIES.get(this.p.jumpto);
         if (f) {
           this.p.target = f();
           if (!this.targetLoaded) {
@@ -701,7 +719,7 @@ class CommandParser implements ParseCtx {
         this.protoUsed = true;
         const n = strtoui(this.protocol, 0, 255);
         const pname = n !== null ? protoToChainName(n) : this.protocol;
-        if (pname !== null && MATCHES[pname]) {
+        if (pname !== null && MATCH_FACTORIES.has(pname)) {
           this.loadMatch(pname);
           continue;
         }
@@ -755,8 +773,9 @@ class CommandParser implements ParseCtx {
         // a cluster of short options
         for (let k = 1; k < word.length; k++) {
           const c = word[k]!;
-          const spec = SHORT_OPTS[c];
-          if (spec === undefined) throw new ParameterProblem(`unknown option "-${c}"`);
+          const code = word.charCodeAt(k);
+          const spec = code < 128 ? SHORT_SPEC[code]! : -1;
+          if (spec < 0) throw new ParameterProblem(`unknown option "-${c}"`);
           let optarg: string | null = null;
           const rest = word.slice(k + 1);
           if (spec === 1) {
