@@ -229,6 +229,18 @@ export abstract class MatchExt extends Ext {
   get shareable(): boolean {
     return false;
   }
+  /**
+   * What tells two shareable instances apart: equal keys, equal saved text (the key need
+   * not be the text itself when that is cheaper to get).
+   */
+  shareKey(): string | number {
+    return this.save();
+  }
+  /**
+   * The instance is kept by a restore: strings it took from the words of the restore
+   * input are copied, so that they do not keep the whole input alive.
+   */
+  own(): void {}
   /** Matches that never affect the verdict (-m comment) do not break an index run. */
   get inert(): boolean {
     return false;

@@ -279,6 +279,12 @@ export class TcpMatch extends MatchExt {
   get shareable(): boolean {
     return true;
   }
+  /** A plain match of one destination port (or of none) is keyed by that port number. */
+  shareKey(): string | number {
+    const d = this.exactDport();
+    if (d >= 0 && skipPorts(this.spts[0], this.spts[1], this.invSpt)) return d;
+    return this.inline() !== null ? -1 : this.save();
+  }
 
   inline(): InlineMatch | null {
     const plain =
@@ -387,6 +393,12 @@ export class UdpMatch extends MatchExt {
 
   get shareable(): boolean {
     return true;
+  }
+  /** A plain match of one destination port (or of none) is keyed by that port number. */
+  shareKey(): string | number {
+    const d = this.exactDport();
+    if (d >= 0 && skipPorts(this.spts[0], this.spts[1], this.invSpt)) return d;
+    return this.inline() !== null ? -1 : this.save();
   }
 
   inline(): InlineMatch | null {
@@ -696,7 +708,13 @@ export class CommentMatch extends MatchExt {
     if (arg.length > 255) {
       throw new ParameterProblem('Argument must have a maximum length of 255 characters\n');
     }
-    this.comment = detached(arg);
+    this.comment = arg;
+  }
+  shareKey(): string {
+    return this.comment;
+  }
+  own(): void {
+    this.comment = detached(this.comment);
   }
   save(): string {
     return ` --comment${saveString(this.comment)}`;

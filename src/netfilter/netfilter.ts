@@ -193,6 +193,10 @@ class Table {
   refChains: Map<string, Chain>;
   /** Set by seal(): what the change did (for an incremental compile), until the next commit. */
   lastChanges: TableChanges | null = null;
+  /** The chain writable() returned last: owned by this working copy, in `chains` (or null). */
+  private lastWritable: Chain | null = null;
+  /** The chain jumpTarget() found last (its name and kind; the object may have been copied since). */
+  private lastJump: Chain | null = null;
 
   constructor(
     readonly name: TableName,
@@ -219,18 +223,22 @@ class Table {
 
   /** The chain, to be changed: a working copy's own copy of it (`flush`: emptied). */
   writable(name: string, flush = false): Chain | undefined {
-    const c = this.chains.get(name);
-    if (c === undefined) return undefined;
+    // A restore appends rule after rule to the same chain: that one is remembered.
+    let c = this.lastWritable;
+    if (c === null || c.name !== name) c = this.chains.get(name) ?? null;
+    if (c === null) return undefined;
     if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.refCounts = null;
-    if (this.changes.owned.has(c)) {
+    if (c === this.lastWritable || this.changes.owned.has(c)) {
       c.changed();
       if (flush) c.rules = [];
+      this.lastWritable = c;
       return c;
     }
     const w = c.clone(flush ? [] : undefined);
     this.chains.set(name, w);
     this.changes.owned.add(w);
+    this.lastWritable = w;
     return w;
   }
 
@@ -240,11 +248,26 @@ class Table {
     this.chains.set(c.name, c);
     this.changes.owned.add(c);
     this.refCounts = null;
+    this.lastWritable = c;
+  }
+
+  /**
+   * The chain of that name for a rule to jump to, to read its name and whether it is
+   * built in (a restore's rules jump to KUBE-MARK-MASQ tens of thousands of times).
+   */
+  jumpTarget(name: string): Chain | undefined {
+    const last = this.lastJump;
+    if (last !== null && last.name === name) return last;
+    const c = this.chains.get(name);
+    if (c !== undefined) this.lastJump = c;
+    return c;
   }
 
   /** Removes a chain (callers check that nothing refers to it). */
   remove(name: string): void {
     if (this.changes === null) throw new Error('internal: writing to a committed table');
+    if (this.lastWritable !== null && this.lastWritable.name === name) this.lastWritable = null;
+    if (this.lastJump !== null && this.lastJump.name === name) this.lastJump = null;
     this.chains.delete(name);
     this.changes.removed.add(name);
     this.refChains.delete(name);
@@ -263,6 +286,7 @@ class Table {
     }
     this.lastChanges = ch;
     this.changes = null;
+    this.lastWritable = null;
   }
 
   /** iptc_first_chain order: built-ins in hook order, then user chains sorted (strcmp). */
@@ -506,6 +530,27 @@ class Txn {
       this.work.set(name, t);
     }
     return t;
+  }
+}
+
+/**
+ * The shareable matches of one restore, one instance per name and key: identical
+ * stateless matches (kube-proxy writes the same few thousand many times) are kept once.
+ */
+class SharedMatches {
+  private readonly byName = new Map<string, Map<string | number, MatchExt>>();
+
+  /** The instance to keep for `m`: an earlier equal one, or m itself (then owned). */
+  keep(m: MatchExt): MatchExt {
+    if (!m.shareable) return m;
+    let known = this.byName.get(m.name);
+    if (known === undefined) this.byName.set(m.name, (known = new Map()));
+    const key = m.shareKey();
+    const found = known.get(key);
+    if (found !== undefined) return found;
+    m.own();
+    known.set(key, m);
+    return m;
   }
 }
 
@@ -1080,19 +1125,24 @@ export class Netfilter {
     );
   }
 
-  /** Builds the rules of an -A/-I/-D/-C/-R command (one per source × destination). */
-  private buildRules(p: Parsed, t: Table): Rule[] {
-    if (
-      p.target === null &&
-      p.jumpto !== '' &&
-      !STANDARD_VERDICTS.has(p.jumpto) &&
-      !t.chains.has(p.jumpto)
-    ) {
+  /**
+   * The chain a rule jumps or goes to (null: none, or a standard verdict or extension
+   * target); refused as iptables refuses an unknown target.
+   */
+  private jumpChain(p: Parsed, t: Table): Chain | null {
+    if (p.target !== null || p.jumpto === '' || STANDARD_VERDICTS.has(p.jumpto)) return null;
+    const c = t.jumpTarget(p.jumpto);
+    if (c === undefined) {
       if (p.goto) throw new ParameterProblem(`goto '${p.jumpto}' is not a chain`);
       throw new ParameterProblem(`Couldn't load target \`${p.jumpto}':No such file or directory\n`);
     }
+    return c;
+  }
+
+  /** Builds the rules of an -A/-I/-D/-C/-R command (one per source × destination). */
+  private buildRules(p: Parsed, target: Chain | null): Rule[] {
     // A jump names its chain by the chain's own string (the line's word is not kept).
-    const jump = p.target ? '' : (t.chains.get(p.jumpto)?.name ?? p.jumpto);
+    const jump = target !== null ? target.name : p.target ? '' : p.jumpto;
     const rules: Rule[] = [];
     // An array of exactly the right size (the parser's grew by pushes): rule sets are large.
     const matches = p.matches.length === 0 ? NO_EXTS : p.matches.slice();
@@ -1142,13 +1192,11 @@ export class Netfilter {
         throw new ParameterProblem('Replacement rule does not specify a unique address');
       }
       const view = cmd === CMD_CHECK ? (txn.work.get(name) ?? committed) : txn.table(name);
-      const rules = this.buildRules(p, view);
-      let ch = chainOf(view, p.chain);
-      for (const r of rules) {
-        if (r.chainTarget !== '' && view.chains.get(r.chainTarget)!.builtin)
-          throw new KernelError('EINVAL');
-      }
-      if (cmd !== CMD_CHECK) ch = view.writable(ch.name)!;
+      const target = this.jumpChain(p, view);
+      const rules = this.buildRules(p, target);
+      const ch = cmd === CMD_CHECK ? chainOf(view, p.chain) : view.writable(p.chain ?? '');
+      if (ch === undefined) throw new KernelError('ENOENT');
+      if (target !== null && target.builtin && rules.length > 0) throw new KernelError('EINVAL');
       switch (cmd) {
         case CMD_APPEND:
           ch.rules.push(...rules);
@@ -1398,27 +1446,29 @@ export class Netfilter {
       return new IptablesError(msg, `${msg}\n`, 1);
     };
     const services = { ipsets: this.ipsets };
-    const shared = new Map<string, MatchExt>();
+    const shared = new SharedMatches();
     const n = text.length;
+    const argv: string[] = [];
     let start = 0;
     while (start < n) {
       let end = text.indexOf('\n', start);
       if (end < 0) end = n;
-      // The line as fgets() returns it, with its newline (added to a last line without one).
-      const buffer = end < n ? text.slice(start, end + 1) : text.slice(start) + '\n';
+      // The line is text[from, end) plus the newline fgets() returns with it (added to a
+      // last line without one): words are taken from the input itself, lines are not copied.
+      const from = start;
       start = end + 1;
       line++;
-      const first = buffer.charCodeAt(0);
+      const first = text.charCodeAt(from);
       try {
-        if (first === 10 /* \n */ || first === 35 /* # */) continue;
-        if (buffer === 'COMMIT\n' && current !== null) {
+        if (from === end || first === 35 /* # */) continue;
+        if (end - from === 6 && current !== null && text.startsWith('COMMIT', from)) {
           this.validateOrFail(txn, current, line, failed);
           current = null;
           continue;
         }
         if (first === 42 /* * */ && current === null) {
-          const tname = buffer
-            .slice(1)
+          const tname = text
+            .slice(from + 1, end)
             .split(/[ \t\n]/)
             .find((s) => s !== '');
           if (tname === undefined)
@@ -1437,34 +1487,29 @@ export class Netfilter {
           continue;
         }
         if (first === 58 /* : */ && current !== null) {
-          this.restoreChainLine(txn, txn.table(current), buffer, line, noflush, counters, program);
+          const words = splitWords(text, from + 1, end, 3);
+          this.restoreChainLine(txn, txn.table(current), words, line, noflush, counters, program);
           continue;
         }
         if (current === null) throw failed(line);
-        const argv: string[] = ['-t', current];
-        let rest = buffer;
+        argv.length = 0;
+        argv.push('-t', current);
+        let wordsFrom = from;
         if (first === 91 /* [ */) {
-          const close = rest.indexOf(']');
-          if (close < 0) throw new ParameterProblem(`Bad line ${line}: need ]`);
-          const inner = rest.slice(1, close);
+          const close = text.indexOf(']', from);
+          if (close < 0 || close >= end) throw new ParameterProblem(`Bad line ${line}: need ]`);
+          const inner = text.slice(from + 1, close);
           const colon = inner.indexOf(':');
           if (colon < 0) throw new ParameterProblem(`Bad line ${line}: need :`);
           if (counters) argv.push('--set-counters', inner.slice(0, colon), inner.slice(colon + 1));
-          rest = rest.slice(close + 1);
+          wordsFrom = close + 1;
         }
-        tokenizeRestoreLine(rest, argv);
+        tokenizeRestoreWords(text, wordsFrom, end, argv);
         const p = parseCommand(argv, services, true);
         // Identical stateless matches (kube-proxy writes the same few thousands of times)
         // are kept once.
         const ms = p.matches;
-        for (let i = 0; i < ms.length; i++) {
-          const m = ms[i]!;
-          if (!m.shareable) continue;
-          const key = `${m.name} ${m.save()}`;
-          const known = shared.get(key);
-          if (known === undefined) shared.set(key, m);
-          else ms[i] = known;
-        }
+        for (let i = 0; i < ms.length; i++) ms[i] = shared.keep(ms[i]!);
         if (p.command & (CMD_VERSION | CMD_HELP)) continue;
         try {
           this.execute(p, txn);
@@ -1504,13 +1549,12 @@ export class Netfilter {
   private restoreChainLine(
     txn: Txn,
     t: Table,
-    buffer: string,
+    words: string[],
     line: number,
     noflush: boolean,
     counters: boolean,
     program: string,
   ): void {
-    const words = splitWords(buffer, 1);
     const chain = words[0];
     if (chain === undefined)
       throw new ParameterProblem(`${program}: line ${line} chain name invalid`);
@@ -1689,12 +1733,14 @@ function retarget(r: Rule, chain: string): Rule {
   return n.finish();
 }
 
-/** The words of s from `from`, separated by runs of spaces, tabs and newlines. */
-function splitWords(s: string, from: number): string[] {
+/**
+ * The first `max` words of s[from, to), separated by runs of spaces, tabs and newlines
+ * (the rest of the line is not looked at).
+ */
+function splitWords(s: string, from: number, to: number, max: number): string[] {
   const out: string[] = [];
-  const n = s.length;
   let i = from;
-  while (i < n) {
+  while (i < to && out.length < max) {
     let c = s.charCodeAt(i);
     if (c === 32 || c === 9 || c === 10) {
       i++;
@@ -1702,7 +1748,7 @@ function splitWords(s: string, from: number): string[] {
     }
     const start = i;
     do c = s.charCodeAt(++i);
-    while (i < n && c !== 32 && c !== 9 && c !== 10);
+    while (i < to && c !== 32 && c !== 9 && c !== 10);
     out.push(s.slice(start, i));
   }
   return out;
@@ -1710,8 +1756,23 @@ function splitWords(s: string, from: number): string[] {
 
 /** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
 export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
-  const n = s.length;
-  let i = 0;
+  return tokenizeRestoreWords(s, 0, s.length, out, false);
+}
+
+/**
+ * tokenizeRestoreLine of s[from, to), a line of a larger text; `eol`: as if the line went
+ * on with a newline (which an unterminated quote takes in). A word without quotes is one
+ * slice of the text.
+ */
+function tokenizeRestoreWords(
+  s: string,
+  from: number,
+  to: number,
+  out: string[],
+  eol = true,
+): string[] {
+  const n = to;
+  let i = from;
   let buf = '';
   let inWord = false;
   while (i < n) {
@@ -1720,18 +1781,19 @@ export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
       // a quoted part: up to the closing quote, which ends the word (even an empty one)
       i++;
       let part = '';
-      let from = i;
+      let start = i;
       while (i < n && s.charCodeAt(i) !== 34) {
         if (s.charCodeAt(i) === 92 /* \\ */) {
-          part += s.slice(from, i);
+          part += s.slice(start, i);
           i++;
-          from = i;
+          start = i;
           if (i < n) i++;
           continue;
         }
         i++;
       }
-      part += s.slice(from, i);
+      part += s.slice(start, i);
+      if (i >= n && eol) part += '\n';
       if (i < n) {
         out.push(buf + part);
         buf = '';
@@ -1750,13 +1812,19 @@ export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
       i++;
       continue;
     }
-    const from = i;
-    while (i < n) {
-      const d = s.charCodeAt(i);
-      if (d === 34 || d === 32 || d === 9 || d === 10) break;
+    const start = i;
+    let d = c;
+    do {
       i++;
+      if (i >= n) break;
+      d = s.charCodeAt(i);
+    } while (d !== 34 && d !== 32 && d !== 9 && d !== 10);
+    if (!inWord && (i >= n || d !== 34)) {
+      // The usual case: a whole word, ended by a blank or the end of the line.
+      out.push(s.slice(start, i));
+      continue;
     }
-    buf += s.slice(from, i);
+    buf += s.slice(start, i);
     inWord = true;
   }
   if (buf.length) out.push(buf);
