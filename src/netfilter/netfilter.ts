@@ -60,6 +60,7 @@ import {
   OPT_NUMERIC,
   OPT_VERBOSE,
   parseCommand,
+  restoreLineParser,
   type Parsed,
 } from './parser.js';
 import { RecentTables } from './recent.js';
@@ -117,6 +118,8 @@ interface Counter {
   bytes: number;
 }
 
+const NO_TARGETS: string[] = [];
+
 /** User chains have no policy, so nothing counts on their counter: they share one. */
 const USER_CHAIN_COUNTER: Counter = { packets: 0, bytes: 0 };
 
@@ -157,12 +160,28 @@ class Chain {
   }
 
   targets(): string[] {
-    if (this.targetList === null) {
-      const seen = new Set<string>();
-      for (const r of this.rules) if (r.chainTarget !== '') seen.add(r.chainTarget);
-      this.targetList = [...seen];
+    let list = this.targetList;
+    if (list === null) {
+      list = [];
+      // Few targets per chain (a Service's endpoints): a search beats a Set, until there
+      // are many (KUBE-SERVICES).
+      let seen: Set<string> | null = null;
+      const rules = this.rules;
+      for (let i = 0; i < rules.length; i++) {
+        const t = rules[i]!.chainTarget;
+        if (t === '') continue;
+        if (seen === null) {
+          if (list.includes(t)) continue;
+          list.push(t);
+          if (list.length === 16) seen = new Set(list);
+        } else if (!seen.has(t)) {
+          seen.add(t);
+          list.push(t);
+        }
+      }
+      this.targetList = list.length === 0 ? NO_TARGETS : list;
     }
-    return this.targetList;
+    return list;
   }
 
   hasRefs(): boolean {
@@ -1143,38 +1162,51 @@ export class Netfilter {
   private buildRules(p: Parsed, target: Chain | null): Rule[] {
     // A jump names its chain by the chain's own string (the line's word is not kept).
     const jump = target !== null ? target.name : p.target ? '' : p.jumpto;
+    // The parser's array holds exactly the matches (rule sets are large).
+    const matches = p.matches.length === 0 ? NO_EXTS : p.matches;
+    const srcs = p.srcs;
+    const dsts = p.dsts;
+    if (srcs.length === 1 && dsts.length === 1) return [this.newRule(p, srcs[0]!, dsts[0]!, matches, jump)];
     const rules: Rule[] = [];
-    // An array of exactly the right size (the parser's grew by pushes): rule sets are large.
-    const matches = p.matches.length === 0 ? NO_EXTS : p.matches.slice();
-    for (const s of p.srcs) {
-      for (const d of p.dsts) {
-        const r = new Rule();
-        r.src = s.addr | 0;
-        r.smsk = s.mask | 0;
-        r.dst = d.addr | 0;
-        r.dmsk = d.mask | 0;
-        r.invSrc = p.invSrc;
-        r.invDst = p.invDst;
-        r.inIf = p.inIf;
-        r.outIf = p.outIf;
-        r.invIn = p.invIn;
-        r.invOut = p.invOut;
-        r.proto = p.proto;
-        r.invProto = p.invProto;
-        r.frag = p.frag;
-        r.invFrag = p.invFrag;
-        r.matches = matches;
-        r.target = p.target;
-        r.jump = jump;
-        r.goto = p.goto;
-        if (p.options & OPT_COUNTERS) {
-          r.packets = p.pcnt;
-          r.bytes = p.bcnt;
-        }
-        rules.push(r.finish());
+    for (let i = 0; i < srcs.length; i++) {
+      for (let j = 0; j < dsts.length; j++) {
+        rules.push(this.newRule(p, srcs[i]!, dsts[j]!, matches, jump));
       }
     }
     return rules;
+  }
+
+  private newRule(
+    p: Parsed,
+    s: { addr: number; mask: number },
+    d: { addr: number; mask: number },
+    matches: MatchExt[],
+    jump: string,
+  ): Rule {
+    const r = new Rule();
+    r.src = s.addr | 0;
+    r.smsk = s.mask | 0;
+    r.dst = d.addr | 0;
+    r.dmsk = d.mask | 0;
+    r.invSrc = p.invSrc;
+    r.invDst = p.invDst;
+    r.inIf = p.inIf;
+    r.outIf = p.outIf;
+    r.invIn = p.invIn;
+    r.invOut = p.invOut;
+    r.proto = p.proto;
+    r.invProto = p.invProto;
+    r.frag = p.frag;
+    r.invFrag = p.invFrag;
+    r.matches = matches;
+    r.target = p.target;
+    r.jump = jump;
+    r.goto = p.goto;
+    if (p.options & OPT_COUNTERS) {
+      r.packets = p.pcnt;
+      r.bytes = p.bcnt;
+    }
+    return r.finish();
   }
 
   /** Executes a parsed command against the change `txn`; returns the output. */
@@ -1199,7 +1231,7 @@ export class Netfilter {
       if (target !== null && target.builtin && rules.length > 0) throw new KernelError('EINVAL');
       switch (cmd) {
         case CMD_APPEND:
-          ch.rules.push(...rules);
+          for (let i = 0; i < rules.length; i++) ch.rules.push(rules[i]!);
           break;
         case CMD_INSERT:
           if (p.rulenum - 1 > ch.rules.length) throw new KernelError('E2BIG_INS');
@@ -1445,7 +1477,7 @@ export class Netfilter {
       const msg = `${program}: line ${n} failed`;
       return new IptablesError(msg, `${msg}\n`, 1);
     };
-    const services = { ipsets: this.ipsets };
+    const parseLine = restoreLineParser({ ipsets: this.ipsets });
     const shared = new SharedMatches();
     const n = text.length;
     const argv: string[] = [];
@@ -1492,8 +1524,10 @@ export class Netfilter {
           continue;
         }
         if (current === null) throw failed(line);
-        argv.length = 0;
-        argv.push('-t', current);
+        // One array for the words of every line (emptying it would free its storage).
+        argv[0] = '-t';
+        argv[1] = current;
+        let argc = 2;
         let wordsFrom = from;
         if (first === 91 /* [ */) {
           const close = text.indexOf(']', from);
@@ -1501,11 +1535,15 @@ export class Netfilter {
           const inner = text.slice(from + 1, close);
           const colon = inner.indexOf(':');
           if (colon < 0) throw new ParameterProblem(`Bad line ${line}: need :`);
-          if (counters) argv.push('--set-counters', inner.slice(0, colon), inner.slice(colon + 1));
+          if (counters) {
+            argv[argc++] = '--set-counters';
+            argv[argc++] = inner.slice(0, colon);
+            argv[argc++] = inner.slice(colon + 1);
+          }
           wordsFrom = close + 1;
         }
-        tokenizeRestoreWords(text, wordsFrom, end, argv);
-        const p = parseCommand(argv, services, true);
+        argc = tokenizeRestoreWords(text, wordsFrom, end, argv, argc, true);
+        const p = parseLine(argv, argc);
         // Identical stateless matches (kube-proxy writes the same few thousands of times)
         // are kept once.
         const ms = p.matches;
@@ -1756,21 +1794,23 @@ function splitWords(s: string, from: number, to: number, max: number): string[] 
 
 /** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
 export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
-  return tokenizeRestoreWords(s, 0, s.length, out, false);
+  out.length = tokenizeRestoreWords(s, 0, s.length, out, out.length, false);
+  return out;
 }
 
 /**
- * tokenizeRestoreLine of s[from, to), a line of a larger text; `eol`: as if the line went
- * on with a newline (which an unterminated quote takes in). A word without quotes is one
- * slice of the text.
+ * tokenizeRestoreLine of s[from, to), a line of a larger text, into out[count…]; returns
+ * the new count. `eol`: as if the line went on with a newline (which an unterminated
+ * quote takes in). A word without quotes is one slice of the text.
  */
 function tokenizeRestoreWords(
   s: string,
   from: number,
   to: number,
   out: string[],
-  eol = true,
-): string[] {
+  count: number,
+  eol: boolean,
+): number {
   const n = to;
   let i = from;
   let buf = '';
@@ -1795,7 +1835,7 @@ function tokenizeRestoreWords(
       part += s.slice(start, i);
       if (i >= n && eol) part += '\n';
       if (i < n) {
-        out.push(buf + part);
+        out[count++] = buf + part;
         buf = '';
         inWord = false;
         i++;
@@ -1806,7 +1846,7 @@ function tokenizeRestoreWords(
       continue;
     }
     if (c === 32 || c === 9 || c === 10) {
-      if (inWord && buf.length) out.push(buf);
+      if (inWord && buf.length) out[count++] = buf;
       buf = '';
       inWord = false;
       i++;
@@ -1821,12 +1861,12 @@ function tokenizeRestoreWords(
     } while (d !== 34 && d !== 32 && d !== 9 && d !== 10);
     if (!inWord && (i >= n || d !== 34)) {
       // The usual case: a whole word, ended by a blank or the end of the line.
-      out.push(s.slice(start, i));
+      out[count++] = s.slice(start, i);
       continue;
     }
     buf += s.slice(start, i);
     inWord = true;
   }
-  if (buf.length) out.push(buf);
-  return out;
+  if (buf.length) out[count++] = buf;
+  return count;
 }

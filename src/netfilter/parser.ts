@@ -332,9 +332,8 @@ function xtParseTarget(name: string): string {
   return name;
 }
 
-/** One run of iptables' do_parse over an argv (getopt_long state and the rule being built). */
-class CommandParser implements ParseCtx {
-  readonly p: Parsed = {
+function newParsed(): Parsed {
+  return {
     command: CMD_NONE,
     chain: null,
     rulenum: 0,
@@ -345,8 +344,8 @@ class CommandParser implements ParseCtx {
     verbose: 0,
     pcnt: 0,
     bcnt: 0,
-    srcs: [],
-    dsts: [],
+    srcs: NO_ADDRESSES,
+    dsts: NO_ADDRESSES,
     invSrc: false,
     invDst: false,
     inIf: '',
@@ -357,11 +356,23 @@ class CommandParser implements ParseCtx {
     invProto: false,
     frag: false,
     invFrag: false,
-    matches: [],
+    matches: NO_MATCHES,
     target: null,
     jumpto: '',
     goto: false,
   };
+}
+
+const NO_ADDRESSES: ReadonlyArray<{ addr: number; mask: number }> = [];
+const NO_MATCHES: MatchExt[] = [];
+const NO_WORDS: readonly string[] = [];
+
+/**
+ * iptables' do_parse over an argv (getopt_long state and the rule being built). One
+ * parser can parse line after line (a restore): its scratch arrays are reused.
+ */
+class CommandParser implements ParseCtx {
+  p: Parsed = newParsed();
   shostnetworkmask: string | null = null;
   dhostnetworkmask: string | null = null;
   protocol: string | null = null;
@@ -369,16 +380,39 @@ class CommandParser implements ParseCtx {
   tableSet = false;
   invert = false;
   optind = 0;
-  /** Extension option blocks, newest first (xtables_merge_options order). */
-  readonly extOpts: ExtOptBlock[] = [];
-  readonly loadedMatchNames: string[] = [];
+  /** Extension option blocks, oldest first (looked up newest first: xtables_merge_options order). */
+  private readonly extOpts: ExtOptBlock[] = [];
+  private extCount = 0;
+  /** The matches loaded, in order (p.matches is set from them at the end). */
+  private readonly matchList: MatchExt[] = [];
+  private matchCount = 0;
   targetLoaded = false;
+  private argv: readonly string[] = NO_WORDS;
+  /** The words of argv that are the command line (a restore reuses one array). */
+  private argc = 0;
 
   constructor(
-    private readonly argv: string[],
     readonly services: ParseServices,
     private readonly restore: boolean,
   ) {}
+
+  /** Parses argv[0, argc): the Parsed is new, the parser's own state starts afresh. */
+  parse(argv: readonly string[], argc: number): Parsed {
+    this.p = newParsed();
+    this.shostnetworkmask = null;
+    this.dhostnetworkmask = null;
+    this.protocol = null;
+    this.protoUsed = false;
+    this.tableSet = false;
+    this.invert = false;
+    this.optind = 0;
+    this.extCount = 0;
+    this.matchCount = 0;
+    this.targetLoaded = false;
+    this.argv = argv;
+    this.argc = argc;
+    return this.run();
+  }
 
   get table(): string {
     return this.p.table;
@@ -390,7 +424,7 @@ class CommandParser implements ParseCtx {
     return this.p.invProto;
   }
   peekArg(): string | undefined {
-    return this.argv[this.optind];
+    return this.optind < this.argc ? this.argv[this.optind] : undefined;
   }
   takeArg(): string {
     return this.argv[this.optind++]!;
@@ -398,7 +432,7 @@ class CommandParser implements ParseCtx {
 
   private hasArg(): boolean {
     return (
-      this.optind < this.argv.length &&
+      this.optind < this.argc &&
       this.argv[this.optind]![0] !== '-' &&
       this.argv[this.optind]![0] !== '!'
     );
@@ -422,8 +456,12 @@ class CommandParser implements ParseCtx {
     this.p.command |= newcmd;
   }
 
+  /** Merges an extension's options, unless they are merged already (a second -m tcp). */
   private addExtOpts(kind: 'match' | 'target', ext: Ext) {
-    this.extOpts.unshift(extOptBlock(kind, ext));
+    const block = extOptBlock(kind, ext);
+    const blocks = this.extOpts;
+    for (let i = 0; i < this.extCount; i++) if (blocks[i] === block) return;
+    blocks[this.extCount++] = block;
   }
 
   private loadMatch(name: string): MatchExt {
@@ -431,11 +469,8 @@ class CommandParser implements ParseCtx {
     if (!f)
       throw new ParameterProblem(`Couldn't load match \`${name}':No such file or directory\n`);
     const m = f();
-    this.p.matches.push(m);
-    if (!this.loadedMatchNames.includes(name)) {
-      this.loadedMatchNames.push(name);
-      this.addExtOpts('match', m);
-    }
+    this.matchList[this.matchCount++] = m;
+    this.addExtOpts('match', m);
     return m;
   }
 
@@ -443,7 +478,9 @@ class CommandParser implements ParseCtx {
     // getopt_long: an exact name wins (iptables' own options first, then the newest extension's)
     const exact = BASE_BY_NAME.get(name);
     if (exact) return exact;
-    for (const block of this.extOpts) for (const e of block.entries) if (e.name === name) return e;
+    const blocks = this.extOpts;
+    for (let i = this.extCount - 1; i >= 0; i--)
+      for (const e of blocks[i]!.entries) if (e.name === name) return e;
     // else a unique abbreviation (entries for the same option count once)
     let first: OptEntry | null = null;
     let ambiguous = false;
@@ -453,7 +490,7 @@ class CommandParser implements ParseCtx {
       else if (!sameOption(first, e)) ambiguous = true;
     };
     BASE_ENTRIES.forEach(consider);
-    for (const block of this.extOpts) block.entries.forEach(consider);
+    for (let i = this.extCount - 1; i >= 0; i--) blocks[i]!.entries.forEach(consider);
     return ambiguous ? 'ambiguous' : first;
   }
 
@@ -462,9 +499,9 @@ class CommandParser implements ParseCtx {
     let owner: Ext | undefined;
     if (x.kind === 'target') owner = this.p.target ?? undefined;
     else {
-      for (let i = this.p.matches.length - 1; i >= 0; i--) {
-        if (this.p.matches[i]!.name === x.name) {
-          owner = this.p.matches[i];
+      for (let i = this.matchCount - 1; i >= 0; i--) {
+        if (this.matchList[i]!.name === x.name) {
+          owner = this.matchList[i];
           break;
         }
       }
@@ -683,8 +720,9 @@ class CommandParser implements ParseCtx {
   private lookupWord(word: string): OptEntry | undefined {
     const base = BASE_BY_WORD.get(word);
     if (base !== undefined) return base;
-    for (const block of this.extOpts) {
-      const e = block.byWord.get(word);
+    const blocks = this.extOpts;
+    for (let i = this.extCount - 1; i >= 0; i--) {
+      const e = blocks[i]!.byWord.get(word);
       if (e !== undefined) return e;
     }
     return undefined;
@@ -695,7 +733,7 @@ class CommandParser implements ParseCtx {
     let arg = '';
     if (e.hasArg === 1) {
       if (eqArg !== null) arg = eqArg;
-      else if (this.optind < this.argv.length) arg = this.argv[this.optind++]!;
+      else if (this.optind < this.argc) arg = this.argv[this.optind++]!;
       else throw new ParameterProblem(`option "${word}" requires an argument`);
     } else if (eqArg !== null) {
       throw new ParameterProblem(`unknown option "${word}"`);
@@ -732,7 +770,7 @@ class CommandParser implements ParseCtx {
     let optarg: string | null = null;
     if (e.hasArg === 1) {
       if (eqArg !== null) optarg = eqArg;
-      else if (this.optind < this.argv.length) optarg = this.argv[this.optind++]!;
+      else if (this.optind < this.argc) optarg = this.argv[this.optind++]!;
       else throw new ParameterProblem(`option "${word}" requires an argument`);
     } else if (e.hasArg === 2) optarg = eqArg;
     else if (eqArg !== null) throw new ParameterProblem(`unknown option "${word}"`);
@@ -741,7 +779,7 @@ class CommandParser implements ParseCtx {
   }
 
   run(): Parsed {
-    while (this.optind < this.argv.length) {
+    while (this.optind < this.argc) {
       const word = this.argv[this.optind++]!;
       if (word === '--') break;
       if (word.startsWith('--')) {
@@ -780,7 +818,7 @@ class CommandParser implements ParseCtx {
           const rest = word.slice(k + 1);
           if (spec === 1) {
             if (rest !== '') optarg = rest;
-            else if (this.optind < this.argv.length) optarg = this.argv[this.optind++]!;
+            else if (this.optind < this.argc) optarg = this.argv[this.optind++]!;
             else throw new ParameterProblem(`option "-${c}" requires an argument`);
             k = word.length;
           } else if (spec === 2) {
@@ -810,9 +848,12 @@ class CommandParser implements ParseCtx {
         '\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n',
       );
     }
-    for (const m of this.p.matches) m.finalCheck(this);
+    // The matches, in an array of exactly their number (rules keep it).
+    const matches = this.matchCount === 0 ? [] : this.matchList.slice(0, this.matchCount);
+    this.p.matches = matches;
+    for (let i = 0; i < matches.length; i++) matches[i]!.finalCheck(this);
     if (this.p.target) this.p.target.finalCheck(this);
-    if (this.optind < this.argv.length)
+    if (this.optind < this.argc)
       throw new ParameterProblem('unknown arguments found on commandline');
     if (this.p.command === CMD_NONE) throw new ParameterProblem('no command specified');
     if (this.invert) throw new ParameterProblem('nothing appropriate following !');
@@ -854,8 +895,16 @@ class CommandParser implements ParseCtx {
  * Parses one iptables command line (argv without the program name).
  * `restore`: as iptables-restore calls it (-t was given by the restore, -w refused).
  */
-export function parseCommand(argv: string[], services: ParseServices, restore = false): Parsed {
-  return new CommandParser(argv, services, restore).run();
+export function parseCommand(argv: readonly string[], services: ParseServices, restore = false): Parsed {
+  return new CommandParser(services, restore).parse(argv, argv.length);
+}
+
+/** parseCommand for line after line of a restore: parse(argv, argc) with one parser. */
+export function restoreLineParser(
+  services: ParseServices,
+): (argv: readonly string[], argc: number) => Parsed {
+  const parser = new CommandParser(services, true);
+  return (argv, argc) => parser.parse(argv, argc);
 }
 
 /** Per command bit (COMMANDS_V_OPTIONS row), the options it allows, as a bit set. */
