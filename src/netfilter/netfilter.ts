@@ -119,6 +119,7 @@ interface Counter {
 }
 
 const NO_TARGETS: string[] = [];
+const NO_CHAINS: Chain[] = [];
 
 /** User chains have no policy, so nothing counts on their counter: they share one. */
 const USER_CHAIN_COUNTER: Counter = { packets: 0, bytes: 0 };
@@ -132,8 +133,12 @@ class Chain {
   checkedMask = -1;
   /** Scratch of validate(): DFS colour (0 white, 1 grey, 2 black) and hook mask, valid for `stamp`. */
   color = 0;
+  /** Scratch of validate(): the target chains' objects. */
+  resolved: Chain[] = NO_CHAINS;
   mask = 0;
   stamp = 0;
+  /** The change (working copy) that created or copied it, until that change is sealed. */
+  owner: TableChanges | null = null;
   /** The chains its rules jump or go to, each once, in rule order (computed on first use). */
   private targetList: string[] | null = null;
   /** Its rules name ipsets or recent lists (computed on first use; -1 unknown). */
@@ -193,8 +198,11 @@ class Chain {
 /** What a working copy changed relative to the table it was copied from. */
 interface TableChanges {
   base: Table;
-  /** Chains created or copied by the change (some may have been removed again). */
-  owned: Set<Chain>;
+  /**
+   * Chains created or copied by the change, each once (some may have been removed again);
+   * once the change is sealed, only those in the table.
+   */
+  owned: Chain[];
   /** Names removed (some may have been added again). */
   removed: Set<string>;
 }
@@ -236,7 +244,7 @@ class Table {
 
   /** A working copy (copy-on-write of the chains). */
   clone(): Table {
-    const changes = { base: this, owned: new Set<Chain>(), removed: new Set<string>() };
+    const changes = { base: this, owned: [], removed: new Set<string>() };
     return new Table(this.name, new Map(this.chains), changes, new Map(this.refChains));
   }
 
@@ -248,15 +256,16 @@ class Table {
     if (c === null) return undefined;
     if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.refCounts = null;
-    if (c === this.lastWritable || this.changes.owned.has(c)) {
+    if (c.owner === this.changes) {
       c.changed();
       if (flush) c.rules = [];
       this.lastWritable = c;
       return c;
     }
     const w = c.clone(flush ? [] : undefined);
+    w.owner = this.changes;
     this.chains.set(name, w);
-    this.changes.owned.add(w);
+    this.changes.owned.push(w);
     this.lastWritable = w;
     return w;
   }
@@ -264,8 +273,9 @@ class Table {
   /** Adds a new chain (owned by this working copy). */
   add(c: Chain): void {
     if (this.changes === null) throw new Error('internal: writing to a committed table');
+    c.owner = this.changes;
     this.chains.set(c.name, c);
-    this.changes.owned.add(c);
+    this.changes.owned.push(c);
     this.refCounts = null;
     this.lastWritable = c;
   }
@@ -287,6 +297,9 @@ class Table {
     if (this.changes === null) throw new Error('internal: writing to a committed table');
     if (this.lastWritable !== null && this.lastWritable.name === name) this.lastWritable = null;
     if (this.lastJump !== null && this.lastJump.name === name) this.lastJump = null;
+    const c = this.chains.get(name);
+    // A chain of this change that is removed is no longer one of its chains.
+    if (c !== undefined && c.owner === this.changes) c.owner = null;
     this.chains.delete(name);
     this.changes.removed.add(name);
     this.refChains.delete(name);
@@ -296,13 +309,18 @@ class Table {
   seal(): void {
     const ch = this.changes;
     if (ch === null) return;
+    const live: Chain[] = [];
     for (const c of ch.owned) {
-      if (this.chains.get(c.name) !== c) continue;
+      // Removed since (or its name taken by another chain, which removed it first).
+      if (c.owner !== ch) continue;
+      c.owner = null;
+      live.push(c);
       // Arrays grown by pushes have spare room; a big rule set has many small chains.
       if (c.rules.length < 64) c.rules = c.rules.slice();
       if (c.hasRefs()) this.refChains.set(c.name, c);
-      else this.refChains.delete(c.name);
+      else if (this.refChains.size > 0) this.refChains.delete(c.name);
     }
+    ch.owned = live;
     this.lastChanges = ch;
     this.changes = null;
     this.lastWritable = null;
@@ -856,7 +874,7 @@ export class Netfilter {
       // The change as the working copy recorded it: removed names, new chain objects,
       // the built-ins (their counters restart), and chains that keep state.
       for (const name of ch.removed) if (!t.chains.has(name)) cchains.delete(name);
-      for (const c of ch.owned) if (t.chains.get(c.name) === c) update(c);
+      for (const c of ch.owned) update(c);
       for (const b of TABLE_BUILTINS[t.name]) update(t.chains.get(b)!);
       for (const cc of ct.stateful) {
         const c = t.chains.get(cc.name);
@@ -974,10 +992,14 @@ export class Netfilter {
     const finished: Chain[] = [];
     const visit = (c: Chain): void => {
       c.color = 1;
-      for (const tgt of c.targets()) {
-        const tc = chains.get(tgt);
+      // The target chains, looked up once (the mask pass below follows them too).
+      const names = c.targets();
+      const resolved: Chain[] = names.length === 0 ? NO_CHAINS : new Array<Chain>(names.length);
+      for (let i = 0; i < names.length; i++) {
+        const tc = chains.get(names[i]!);
         if (!tc) throw new KernelError('ENOENT');
         if (tc.builtin) throw new KernelError('EINVAL');
+        resolved[i] = tc;
         if (tc.stamp !== stamp) {
           tc.stamp = stamp;
           tc.color = 0;
@@ -987,6 +1009,7 @@ export class Netfilter {
         if (tc.color === 0) visit(tc);
       }
       c.color = 2;
+      c.resolved = resolved;
       finished.push(c);
     };
     for (const b of TABLE_BUILTINS[t.name]) {
@@ -999,7 +1022,9 @@ export class Netfilter {
     // Reverse post-order is a topological order of the jumps (there is no loop).
     for (let i = finished.length - 1; i >= 0; i--) {
       const c = finished[i]!;
-      for (const tgt of c.targets()) chains.get(tgt)!.mask |= c.mask;
+      const resolved = c.resolved;
+      for (let j = 0; j < resolved.length; j++) resolved[j]!.mask |= c.mask;
+      c.resolved = NO_CHAINS;
     }
     const ctx = { table: t.name as string, hookMask: 0, proto: 0, invProto: false };
     for (const c of chains.values()) {
@@ -1011,9 +1036,11 @@ export class Netfilter {
         continue;
       }
       ctx.hookMask = mask;
+      // A chain the walk reached had its targets looked up there.
+      const walked = c.stamp === stamp;
       for (const r of c.rules) {
         const tgt = r.chainTarget;
-        if (tgt !== '') {
+        if (tgt !== '' && !walked) {
           const tc = chains.get(tgt);
           if (!tc) throw new KernelError('ENOENT');
           if (tc.builtin) throw new KernelError('EINVAL');
