@@ -312,14 +312,28 @@ const DNAT_TARGET_OPTS: readonly Opt[] = [
   { name: 'persistent', id: 4, arg: false },
 ];
 
+/** Its constant properties are getters: a rule set has one DNAT target per endpoint. */
 export class DnatTarget extends NatTarget {
-  readonly name = 'DNAT';
-  readonly opts: readonly Opt[] = DNAT_TARGET_OPTS;
-  protected readonly kind = 'DNAT' as const;
-  protected readonly printOpt = 'to:';
-  protected readonly saveOpt = '--to-destination ';
-  protected readonly hooks = H(Hook.PREROUTING) | H(Hook.OUTPUT);
+  get name(): string {
+    return 'DNAT';
+  }
+  get opts(): readonly Opt[] {
+    return DNAT_TARGET_OPTS;
+  }
+  protected get kind(): 'DNAT' {
+    return 'DNAT';
+  }
+  protected get printOpt(): string {
+    return 'to:';
+  }
+  protected get saveOpt(): string {
+    return '--to-destination ';
+  }
+  protected get hooks(): number {
+    return DNAT_HOOKS;
+  }
 }
+const DNAT_HOOKS = H(Hook.PREROUTING) | H(Hook.OUTPUT);
 
 const SNAT_TARGET_OPTS: readonly Opt[] = [
   { name: 'to-source', id: 0, arg: true, mand: true },

@@ -25,6 +25,7 @@ import {
   computeProbability,
   endpointChainName,
   isServiceChainName,
+  joinedName,
   portProtoHash,
   servicePortNameString,
 } from './names.js';
@@ -648,10 +649,10 @@ export function kubeProxyRulesFor(
       usesLocalEndpoints,
     );
 
-    const clusterPolicyChain = 'KUBE-SVC-' + p.hash;
-    const localPolicyChain = 'KUBE-SVL-' + p.hash;
-    const externalTrafficChain = 'KUBE-EXT-' + p.hash;
-    const fwChain = 'KUBE-FW-' + p.hash;
+    const clusterPolicyChain = joinedName('KUBE-SVC-', p.hash);
+    const localPolicyChain = joinedName('KUBE-SVL-', p.hash);
+    const externalTrafficChain = joinedName('KUBE-EXT-', p.hash);
+    const fwChain = joinedName('KUBE-FW-', p.hash);
     const usesClusterPolicyChain = cluster.length > 0 && usesClusterEndpoints;
     const usesLocalPolicyChain = local.length > 0 && usesLocalEndpoints;
 
@@ -938,32 +939,52 @@ export function kubeProxyRulesFor(
  * "namespace/name": equal fingerprints, equal chains (given the same syncKey).
  */
 function serviceFingerprints(ports: readonly PortInfo[]): Map<string, string> {
-  const out = new Map<string, string>();
+  // Kept until the next sync, one per Service: each is joined into one flat string (a
+  // string built by concatenation is a tree of pieces, several times larger).
+  const parts = new Map<string, string[]>();
   for (const p of ports) {
-    let s =
-      `${p.nameString} ${p.protocol} ${p.clusterIP} ${p.port} ${p.nodePort} ` +
-      `${p.externalIPs.join(',')} ${p.loadBalancerVIPs.join(',')} ` +
-      `${p.sourceRanges.map(formatCidr).join(',')} ${p.externalPolicyLocal ? 1 : 0}` +
-      `${p.internalPolicyLocal ? 1 : 0}${p.clientIPAffinity ? 1 : 0} ${p.stickyMaxAgeSeconds}`;
-    for (const ep of p.endpoints) s += ` ${ep.str}${ep.local ? 'L' : ''}${ep.ready ? 'R' : ''}`;
-    const prev = out.get(p.service);
-    out.set(p.service, prev === undefined ? s : `${prev}\n${s}`);
+    let list = parts.get(p.service);
+    if (list === undefined) parts.set(p.service, (list = []));
+    else list.push('\n');
+    list.push(
+      p.nameString,
+      ' ',
+      p.protocol,
+      ' ',
+      p.clusterIP,
+      ` ${p.port} ${p.nodePort} `,
+      p.externalIPs.join(','),
+      ' ',
+      p.loadBalancerVIPs.join(','),
+      ' ',
+      p.sourceRanges.map(formatCidr).join(','),
+      ` ${p.externalPolicyLocal ? 1 : 0}${p.internalPolicyLocal ? 1 : 0}` +
+        `${p.clientIPAffinity ? 1 : 0} ${p.stickyMaxAgeSeconds}`,
+    );
+    for (const ep of p.endpoints) {
+      list.push(' ', ep.str, ep.local ? (ep.ready ? 'LR' : 'L') : ep.ready ? 'R' : '');
+    }
   }
+  const out = new Map<string, string>();
+  for (const [service, list] of parts) out.set(service, list.join(''));
   return out;
 }
 
 /**
  * Lines of restore input (proxyutil.LineBuffer). They are joined in chunks as they come,
  * so each line's pieces die young instead of living, and being copied by the garbage
- * collector, until the whole text is joined.
+ * collector, until the whole text is joined. A chunk of LINES_PER_CHUNK lines (~150 KB)
+ * is a large object, allocated where the young-generation collector does not copy it.
  */
+const LINES_PER_CHUNK = 2048;
+
 class LineBuffer {
   private readonly lines: string[] = [];
   private readonly chunks: string[] = [];
 
   push(line: string): void {
     this.lines.push(line);
-    if (this.lines.length === 256) this.flush();
+    if (this.lines.length === LINES_PER_CHUNK) this.flush();
   }
 
   private flush(): void {
