@@ -24,6 +24,130 @@ export interface EndpointOptions {
   downNodes?: ReadonlySet<string>;
 }
 
+export interface AllEndpointsOptions extends EndpointOptions {
+  /**
+   * A state whose endpoints were computed before (allServiceEndpoints with the same
+   * downNodes), built before this one (buildClusterState's `previous`): only the Services
+   * that changed, or select a pod that changed, are worked out again; the others keep
+   * their arrays. The result is the same with or without it.
+   */
+  previous?: ClusterState;
+}
+
+/** The last allServiceEndpoints result of each state (for a later state's `previous`). */
+const COMPUTED = new WeakMap<
+  ClusterState,
+  { down: ReadonlySet<string>; endpoints: Map<string, ServicePortEndpoints[]> }
+>();
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+function byKey(a: { namespace: string; name: string }, b: { namespace: string; name: string }): number {
+  return compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name);
+}
+
+/**
+ * Walks two lists sorted by namespace and name; calls `changed` with every object that is
+ * in only one of them, or whose object differs (both versions). Shared objects are skipped
+ * by identity.
+ */
+function diffSorted<T extends { namespace: string; name: string }>(
+  before: readonly T[],
+  after: readonly T[],
+  changed: (x: T) => void,
+): void {
+  let i = 0;
+  let j = 0;
+  while (i < before.length || j < after.length) {
+    const a = before[i];
+    const b = after[j];
+    if (a === b) {
+      i++;
+      j++;
+    } else if (a === undefined) {
+      changed(b!);
+      j++;
+    } else if (b === undefined) {
+      changed(a);
+      i++;
+    } else {
+      const c = byKey(a, b);
+      if (c <= 0) {
+        changed(a);
+        i++;
+      }
+      if (c >= 0) {
+        changed(b);
+        j++;
+      }
+    }
+  }
+}
+
+/** The pods of one namespace: a range of state.pods (sorted by namespace, then name). */
+function namespacePods(pods: readonly PodState[], namespace: string): NamespacePods {
+  let lo = 0;
+  let hi = pods.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareStrings(pods[mid]!.namespace, namespace) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  const ns = new NamespacePods();
+  for (let k = lo; k < pods.length && pods[k]!.namespace === namespace; k++) ns.pods.push(pods[k]!);
+  return ns;
+}
+
+/**
+ * allServiceEndpoints from the result for an earlier state, or null when that cannot be
+ * used (no result for it, other down nodes, other nodes).
+ */
+function endpointsSince(
+  state: ClusterState,
+  previous: ClusterState,
+  down: ReadonlySet<string>,
+): Map<string, ServicePortEndpoints[]> | null {
+  const before = COMPUTED.get(previous);
+  if (before === undefined || !sameSet(before.down, down)) return null;
+  // The API server's endpoints (and a pod's readiness) depend on the nodes.
+  if (JSON.stringify(previous.nodes) !== JSON.stringify(state.nodes)) return null;
+  // Pods added, removed or changed, by namespace (old and new versions).
+  const changedPods = new Map<string, PodState[]>();
+  diffSorted(previous.pods, state.pods, (pod) => {
+    const list = changedPods.get(pod.namespace);
+    if (list === undefined) changedPods.set(pod.namespace, [pod]);
+    else list.push(pod);
+  });
+  const changedServices = new Set<ServiceState>();
+  diffSorted(previous.services, state.services, (svc) => changedServices.add(svc));
+  const pods = new Map<string, NamespacePods>();
+  const out = new Map<string, ServicePortEndpoints[]>();
+  for (const svc of state.services) {
+    const key = serviceKey(svc);
+    const known = before.endpoints.get(key);
+    const touched = changedPods.get(svc.namespace);
+    const affected =
+      known === undefined ||
+      changedServices.has(svc) ||
+      (touched !== undefined &&
+        svc.selector !== null &&
+        touched.some((pod) => matchesMapSelector(svc.selector!, pod.labels)));
+    if (!affected) {
+      out.set(key, known);
+      continue;
+    }
+    let ns = pods.get(svc.namespace);
+    if (ns === undefined) pods.set(svc.namespace, (ns = namespacePods(state.pods, svc.namespace)));
+    const inNs = ns;
+    out.set(key, endpointsFrom(state, svc, (selector) => inNs.candidates(selector), down));
+  }
+  return out;
+}
+
 const NO_NODES: ReadonlySet<string> = new Set();
 
 /** Sorted by IP (numerically), then port, then pod namespace and name. */
@@ -221,9 +345,19 @@ export function endpointsForService(
  */
 export function allServiceEndpoints(
   state: ClusterState,
-  opts: EndpointOptions = {},
+  opts: AllEndpointsOptions = {},
 ): Map<string, ServicePortEndpoints[]> {
   const down = opts.downNodes ?? NO_NODES;
+  const since = opts.previous !== undefined ? endpointsSince(state, opts.previous, down) : null;
+  const result = since ?? allEndpointsOf(state, down);
+  COMPUTED.set(state, { down: new Set(down), endpoints: result });
+  return result;
+}
+
+function allEndpointsOf(
+  state: ClusterState,
+  down: ReadonlySet<string>,
+): Map<string, ServicePortEndpoints[]> {
   const byNamespace = new Map<string, NamespacePods>();
   for (const pod of state.pods) {
     let ns = byNamespace.get(pod.namespace);

@@ -111,6 +111,7 @@ export {
 } from './services.js';
 export {
   allServiceEndpoints,
+  type AllEndpointsOptions,
   apiServerNodes,
   endpointsForService,
   resolveTargetPort,

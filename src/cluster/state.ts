@@ -390,6 +390,26 @@ const REPLICA_NAMES = new WeakMap<object, string[]>();
  */
 const SOURCE_PODS = new WeakMap<object, PodState[]>();
 
+/** The Service made from each validated Service document (its raw object), last. */
+const SOURCE_SERVICES = new WeakMap<object, ServiceState>();
+
+/**
+ * Whether two Services made from the same document got the same allocations (everything
+ * else in a ServiceState comes from its document and the service subnet).
+ */
+function sameAllocations(a: ServiceState, b: ServiceState): boolean {
+  if (
+    a.clusterIP !== b.clusterIP ||
+    a.headless !== b.headless ||
+    a.healthCheckNodePort !== b.healthCheckNodePort ||
+    a.ports.length !== b.ports.length
+  ) {
+    return false;
+  }
+  for (let i = 0; i < a.ports.length; i++) if (a.ports[i]!.nodePort !== b.ports[i]!.nodePort) return false;
+  return true;
+}
+
 function previousPod(intent: PodIntent): PodState | undefined {
   if (intent.owner?.kind === 'DaemonSet') return undefined;
   return SOURCE_PODS.get(intent.source)?.[intent.ownerIndex ?? 0];
@@ -894,6 +914,22 @@ export function buildClusterState(
   if (!errors.some((e) => e.kind === 'ClusterConfiguration')) {
     for (const problem of services.problems) {
       err(serviceEntries[problem.index]!, problem.path, problem.detail);
+    }
+  }
+  // A Service made from the same validated document object as in an earlier build, with
+  // the same addresses and ports allocated, is the same Service: its object is taken over
+  // (consumers can tell unchanged Services by identity).
+  if (serviceEntries.length > 0) {
+    const sourceOf = new Map<string, object>();
+    for (const e of serviceEntries) sourceOf.set(`${e.namespace!}/${e.name}`, e.raw);
+    const list = services.services;
+    for (let i = 0; i < list.length; i++) {
+      const svc = list[i]!;
+      const source = sourceOf.get(`${svc.namespace}/${svc.name}`);
+      if (source === undefined) continue;
+      const prev = SOURCE_SERVICES.get(source);
+      if (prev !== undefined && sameAllocations(prev, svc)) list[i] = prev;
+      else SOURCE_SERVICES.set(source, svc);
     }
   }
 

@@ -261,6 +261,11 @@ export interface KubeProxyRules {
   services: ReadonlyMap<string, KubeProxyServiceRecord>;
   /** The options every Service's chains depend on (a change forces a full sync). */
   syncKey: string;
+  /**
+   * The cluster state this sync was computed from (kubeProxyRules): the next sync works
+   * out only the endpoints of Services that changed since (see allServiceEndpoints).
+   */
+  syncedState?: ClusterState;
 }
 
 /** What a sync leaves for the next one about one Service. */
@@ -327,6 +332,7 @@ interface Resolved {
 }
 
 const LOOPBACK = 0x7f000001; // 127.0.0.1
+const NO_ENDPOINTS: readonly ServicePortEndpoints[] = [];
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -457,24 +463,60 @@ function endpointInfos(list: readonly ServiceEndpoint[], nodeName: string): Endp
   return out;
 }
 
+/** A Service's port infos and fingerprint, for the Service object and endpoints they came from. */
+interface ServicePorts {
+  service: ServiceState;
+  nodeName: string;
+  loadBalancerVIPs: string[];
+  ports: PortInfo[];
+  fingerprint: string;
+}
+
+/**
+ * The last port infos of each Service by its endpoints array: a sync after a change gets
+ * the same ServiceState and endpoints arrays for the Services that did not change (see
+ * buildClusterState's and allServiceEndpoints' `previous`), and takes these over.
+ */
+const SERVICE_PORTS = new WeakMap<readonly ServicePortEndpoints[], ServicePorts>();
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The port infos of every Service (sorted), and each Service's fingerprint. */
 function portInfos(
   inputs: readonly KubeProxyServiceInput[],
   opts: KubeProxyOptions,
   r: Resolved,
-): PortInfo[] {
+): { ports: PortInfo[]; fingerprints: Map<string, string> } {
   const sorted = [...inputs].sort(
     (a, b) => cmp(a.service.namespace, b.service.namespace) || cmp(a.service.name, b.service.name),
   );
   const out: PortInfo[] = [];
+  const fingerprints = new Map<string, string>();
   for (const { service: svc, endpoints } of sorted) {
     // ShouldSkipService: headless, no ClusterIP, ExternalName.
     if (svc.type === 'ExternalName' || svc.headless || svc.clusterIP === null) continue;
     const clusterIP = parseIPv4(svc.clusterIP);
     if (clusterIP === null) continue; // not IPv4
+    const loadBalancerVIPs = loadBalancerVIPsOf(svc, opts);
+    const known = endpoints.length > 0 ? SERVICE_PORTS.get(endpoints) : undefined;
+    if (
+      known !== undefined &&
+      known.service === svc &&
+      known.nodeName === r.nodeName &&
+      sameStrings(known.loadBalancerVIPs, loadBalancerVIPs)
+    ) {
+      for (const p of known.ports) out.push(p);
+      if (known.ports.length > 0) fingerprints.set(known.ports[0]!.service, known.fingerprint);
+      continue;
+    }
+    const first = out.length;
     const externalPolicyLocal =
       serviceExternallyAccessible(svc) && svc.externalTrafficPolicy === 'Local';
     const externalIPs = ipv4Strings(svc.externalIPs);
-    const loadBalancerVIPs = loadBalancerVIPsOf(svc, opts);
     const sourceRanges = sourceRangesOf(svc);
     const healthCheckNodePort =
       svc.type === 'LoadBalancer' && externalPolicyLocal ? (svc.healthCheckNodePort ?? 0) : 0;
@@ -504,8 +546,21 @@ function portInfos(
         endpoints: endpointInfos(eps?.endpoints ?? [], r.nodeName),
       });
     }
+    const ports = out.slice(first);
+    if (ports.length === 0) continue;
+    const fingerprint = serviceFingerprint(ports);
+    fingerprints.set(ports[0]!.service, fingerprint);
+    if (endpoints.length > 0) {
+      SERVICE_PORTS.set(endpoints, {
+        service: svc,
+        nodeName: r.nodeName,
+        loadBalancerVIPs,
+        ports,
+        fingerprint,
+      });
+    }
   }
-  return out;
+  return { ports: out, fingerprints };
 }
 
 /**
@@ -591,7 +646,7 @@ export function kubeProxyRulesFor(
     );
   }
 
-  const ports = portInfos(inputs, opts, r);
+  const { ports, fingerprints } = portInfos(inputs, opts, r);
   let totalEndpoints = 0;
   for (const p of ports) totalEndpoints += p.endpoints.length;
   const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
@@ -611,7 +666,6 @@ export function kubeProxyRulesFor(
   ].join('|');
   const partial =
     previous !== undefined && !(opts.fullSync ?? false) && previous.syncKey === syncKey;
-  const fingerprints = serviceFingerprints(ports);
   const services = new Map<string, KubeProxyServiceRecord>();
   let writtenServices = 0;
   let record: KubeProxyServiceRecord | null = null;
@@ -935,17 +989,15 @@ export function kubeProxyRulesFor(
 }
 
 /**
- * What each Service's chains are computed from (every port's fields and endpoints), by
- * "namespace/name": equal fingerprints, equal chains (given the same syncKey).
+ * What a Service's chains are computed from (every port's fields and endpoints): equal
+ * fingerprints, equal chains (given the same syncKey). Kept until the next sync, so it
+ * is joined into one flat string (a string built by concatenation is a tree of pieces,
+ * several times larger).
  */
-function serviceFingerprints(ports: readonly PortInfo[]): Map<string, string> {
-  // Kept until the next sync, one per Service: each is joined into one flat string (a
-  // string built by concatenation is a tree of pieces, several times larger).
-  const parts = new Map<string, string[]>();
+function serviceFingerprint(ports: readonly PortInfo[]): string {
+  const list: string[] = [];
   for (const p of ports) {
-    let list = parts.get(p.service);
-    if (list === undefined) parts.set(p.service, (list = []));
-    else list.push('\n');
+    if (list.length > 0) list.push('\n');
     list.push(
       p.nameString,
       ' ',
@@ -965,9 +1017,7 @@ function serviceFingerprints(ports: readonly PortInfo[]): Map<string, string> {
       list.push(' ', ep.str, ep.local ? (ep.ready ? 'LR' : 'L') : ep.ready ? 'R' : '');
     }
   }
-  const out = new Map<string, string>();
-  for (const [service, list] of parts) out.set(service, list.join(''));
-  return out;
+  return list.join('');
 }
 
 /**
@@ -1069,12 +1119,16 @@ export function kubeProxyRules(
   previous?: KubeProxyRules,
 ): KubeProxyRules {
   const downNodes = opts.downNodes;
-  const all = allServiceEndpoints(state, downNodes !== undefined ? { downNodes } : {});
+  const before = previous?.syncedState;
+  const all = allServiceEndpoints(state, {
+    ...(downNodes !== undefined ? { downNodes } : {}),
+    ...(before !== undefined ? { previous: before } : {}),
+  });
   const inputs = state.services.map((service) => ({
     service,
-    endpoints: all.get(serviceKey(service)) ?? [],
+    endpoints: all.get(serviceKey(service)) ?? NO_ENDPOINTS,
   }));
-  return kubeProxyRulesFor(inputs, opts, previous);
+  return { ...kubeProxyRulesFor(inputs, opts, previous), syncedState: state };
 }
 
 /**
