@@ -169,21 +169,6 @@ export function hash16(text: string): string {
   return base32First16(sha256First10(text) ? DIGEST10 : createHash('sha256').update(text).digest());
 }
 
-/** Scratch arrays of character codes, by length. */
-const CODES: number[][] = [];
-
-/**
- * prefix + suffix as one flat string: chain names are kept until the next sync, and a
- * concatenation would be a pair of strings (a larger object, and two to read).
- */
-export function joinedName(prefix: string, suffix: string): string {
-  const n = prefix.length + suffix.length;
-  const codes = (CODES[n] ??= new Array<number>(n).fill(0));
-  for (let i = 0; i < prefix.length; i++) codes[i] = prefix.charCodeAt(i);
-  for (let i = 0; i < suffix.length; i++) codes[prefix.length + i] = suffix.charCodeAt(i);
-  return String.fromCharCode.apply(null, codes);
-}
-
 /** hash16 through node:crypto only: the reference the fast path is tested against. */
 export function hash16Crypto(text: string): string {
   return base32First16(createHash('sha256').update(text).digest());
@@ -212,12 +197,12 @@ export function servicePortChainName(
   svcPortName: string,
   protocol: string,
 ): string {
-  return joinedName(prefix, portProtoHash(svcPortName, protocol));
+  return prefix + portProtoHash(svcPortName, protocol);
 }
 
 /** KUBE-SEP- chain of one endpoint ("ip:port") of a service port. */
 export function endpointChainName(svcPortName: string, protocol: string, endpoint: string): string {
-  return joinedName('KUBE-SEP-', hash16(svcPortName + protocol.toLowerCase() + endpoint));
+  return 'KUBE-SEP-' + hash16(svcPortName + protocol.toLowerCase() + endpoint);
 }
 
 /** isServiceChainName: the per-service chains stale-chain deletion may remove. */

@@ -25,7 +25,6 @@ import {
   computeProbability,
   endpointChainName,
   isServiceChainName,
-  joinedName,
   portProtoHash,
   servicePortNameString,
 } from './names.js';
@@ -703,10 +702,10 @@ export function kubeProxyRulesFor(
       usesLocalEndpoints,
     );
 
-    const clusterPolicyChain = joinedName('KUBE-SVC-', p.hash);
-    const localPolicyChain = joinedName('KUBE-SVL-', p.hash);
-    const externalTrafficChain = joinedName('KUBE-EXT-', p.hash);
-    const fwChain = joinedName('KUBE-FW-', p.hash);
+    const clusterPolicyChain = 'KUBE-SVC-' + p.hash;
+    const localPolicyChain = 'KUBE-SVL-' + p.hash;
+    const externalTrafficChain = 'KUBE-EXT-' + p.hash;
+    const fwChain = 'KUBE-FW-' + p.hash;
     const usesClusterPolicyChain = cluster.length > 0 && usesClusterEndpoints;
     const usesLocalPolicyChain = local.length > 0 && usesLocalEndpoints;
 
@@ -1023,10 +1022,9 @@ function serviceFingerprint(ports: readonly PortInfo[]): string {
 /**
  * Lines of restore input (proxyutil.LineBuffer). They are joined in chunks as they come,
  * so each line's pieces die young instead of living, and being copied by the garbage
- * collector, until the whole text is joined. A chunk of LINES_PER_CHUNK lines (~150 KB)
- * is a large object, allocated where the young-generation collector does not copy it.
+ * collector, until the whole text is joined.
  */
-const LINES_PER_CHUNK = 2048;
+const LINES_PER_CHUNK = 256;
 
 class LineBuffer {
   private readonly lines: string[] = [];
