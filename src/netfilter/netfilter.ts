@@ -64,19 +64,7 @@ import {
   type Parsed,
 } from './parser.js';
 import { RecentTables } from './recent.js';
-import {
-  makeRule,
-  Rule,
-  RULE_FRAG,
-  RULE_GOTO,
-  RULE_INV_DST,
-  RULE_INV_FRAG,
-  RULE_INV_IN,
-  RULE_INV_OUT,
-  RULE_INV_PROTO,
-  RULE_INV_SRC,
-  STANDARD_VERDICTS,
-} from './rule.js';
+import { Rule, STANDARD_VERDICTS } from './rule.js';
 import { detached } from './util.js';
 
 export type TableName = 'raw' | 'mangle' | 'nat' | 'filter';
@@ -166,7 +154,7 @@ class Chain {
   ) {}
 
   clone(rules = [...this.rules]): Chain {
-    return newChain(this.name, this.builtin, this.policy, this.counter, rules);
+    return new Chain(this.name, this.builtin, this.policy, this.counter, rules);
   }
 
   /** Call when the rules of an owned chain change. */
@@ -205,35 +193,6 @@ class Chain {
     if (this.refs < 0) this.refs = this.rules.some((r) => r.hasRefs) ? 1 : 0;
     return this.refs === 1;
   }
-}
-
-/**
- * A chain as `new Chain(…)` makes it, made by an object literal so that V8 can allocate
- * the chains of a large restore straight in the old generation (see makeRule).
- */
-function newChain(
-  name: string,
-  builtin: boolean,
-  policy: 'ACCEPT' | 'DROP' | null,
-  counter: Counter,
-  rules: Rule[],
-): Chain {
-  return {
-    __proto__: Chain.prototype,
-    checkedMask: -1,
-    color: 0,
-    resolved: NO_CHAINS,
-    mask: 0,
-    stamp: 0,
-    owner: null,
-    targetList: null,
-    refs: -1,
-    name,
-    builtin,
-    policy,
-    counter,
-    rules,
-  } as unknown as Chain;
 }
 
 /** What a working copy changed relative to the table it was copied from. */
@@ -279,7 +238,7 @@ class Table {
   static create(name: TableName): Table {
     const chains = new Map<string, Chain>();
     for (const c of TABLE_BUILTINS[name])
-      chains.set(c, newChain(c, true, 'ACCEPT', { packets: 0, bytes: 0 }, []));
+      chains.set(c, new Chain(c, true, 'ACCEPT', { packets: 0, bytes: 0 }, []));
     return new Table(name, chains);
   }
 
@@ -1251,31 +1210,30 @@ export class Netfilter {
     matches: MatchExt[],
     jump: string,
   ): Rule {
-    let bits = 0;
-    if (p.invSrc) bits |= RULE_INV_SRC;
-    if (p.invDst) bits |= RULE_INV_DST;
-    if (p.invIn) bits |= RULE_INV_IN;
-    if (p.invOut) bits |= RULE_INV_OUT;
-    if (p.invProto) bits |= RULE_INV_PROTO;
-    if (p.frag) bits |= RULE_FRAG;
-    if (p.invFrag) bits |= RULE_INV_FRAG;
-    if (p.goto) bits |= RULE_GOTO;
-    const counted = (p.options & OPT_COUNTERS) !== 0;
-    return makeRule(
-      s.addr | 0,
-      s.mask | 0,
-      d.addr | 0,
-      d.mask | 0,
-      p.inIf,
-      p.outIf,
-      p.proto,
-      matches,
-      p.target,
-      jump,
-      counted ? p.pcnt : 0,
-      counted ? p.bcnt : 0,
-      bits,
-    );
+    const r = new Rule();
+    r.src = s.addr | 0;
+    r.smsk = s.mask | 0;
+    r.dst = d.addr | 0;
+    r.dmsk = d.mask | 0;
+    r.invSrc = p.invSrc;
+    r.invDst = p.invDst;
+    r.inIf = p.inIf;
+    r.outIf = p.outIf;
+    r.invIn = p.invIn;
+    r.invOut = p.invOut;
+    r.proto = p.proto;
+    r.invProto = p.invProto;
+    r.frag = p.frag;
+    r.invFrag = p.invFrag;
+    r.matches = matches;
+    r.target = p.target;
+    r.jump = jump;
+    r.goto = p.goto;
+    if (p.options & OPT_COUNTERS) {
+      r.packets = p.pcnt;
+      r.bytes = p.bcnt;
+    }
+    return r.finish();
   }
 
   /** Executes a parsed command against the change `txn`; returns the output. */
@@ -1344,7 +1302,7 @@ export class Netfilter {
         const t = txn.table(name);
         if (t.chains.has(p.chain!) || STANDARD_VERDICTS.has(p.chain!))
           throw new KernelError('EEXIST');
-        t.add(newChain(p.chain!, false, null, USER_CHAIN_COUNTER, []));
+        t.add(new Chain(p.chain!, false, null, USER_CHAIN_COUNTER, []));
         return '';
       }
       case CMD_DELETE_CHAIN: {
@@ -1376,7 +1334,7 @@ export class Netfilter {
         const c = t.chains.get(p.chain!);
         if (!c || c.builtin) throw new KernelError('ENOENT');
         t.remove(c.name);
-        t.add(newChain(newname, false, null, c.counter, [...c.rules]));
+        t.add(new Chain(newname, false, null, c.counter, [...c.rules]));
         for (const ch of [...t.chains.values()]) {
           if (!ch.rules.some((r) => r.chainTarget === c.name)) continue;
           const w = t.writable(ch.name)!;
@@ -1672,7 +1630,7 @@ export class Netfilter {
       if (noflush && existing) t.writable(chain, true);
       else if (existing || STANDARD_VERDICTS.has(chain)) {
         throw new ParameterProblem(`error creating chain '${chain}':File exists`);
-      } else t.add(newChain(detached(chain), false, null, USER_CHAIN_COUNTER, []));
+      } else t.add(new Chain(detached(chain), false, null, USER_CHAIN_COUNTER, []));
     }
     const policy = words[1];
     if (policy === undefined) throw new ParameterProblem(`${program}: line ${line} policy invalid`);

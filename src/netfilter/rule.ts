@@ -164,57 +164,6 @@ export class Rule {
   }
 }
 
-/** Rule.flags of the parsed inversions and flags (makeRule's `bits`). */
-export const RULE_INV_SRC = INV_SRC;
-export const RULE_INV_DST = INV_DST;
-export const RULE_INV_IN = INV_IN;
-export const RULE_INV_OUT = INV_OUT;
-export const RULE_INV_PROTO = INV_PROTO;
-export const RULE_FRAG = FRAG;
-export const RULE_INV_FRAG = INV_FRAG;
-export const RULE_GOTO = GOTO;
-
-/**
- * A rule as `new Rule()` with these fields and finish() make it, made by an object
- * literal: V8 allocates the rules of a large restore straight in the old generation once
- * it sees that they all survive (allocation-site pretenuring, which `new` of a class does
- * not get), so the collector does not copy hundreds of thousands of them.
- */
-export function makeRule(
-  src: number,
-  smsk: number,
-  dst: number,
-  dmsk: number,
-  inIf: string,
-  outIf: string,
-  proto: number,
-  matches: MatchExt[],
-  target: TargetExt | null,
-  jump: string,
-  packets: number,
-  bytes: number,
-  bits: number,
-): Rule {
-  const r = {
-    __proto__: Rule.prototype,
-    src,
-    smsk,
-    dst,
-    dmsk,
-    inIf,
-    outIf,
-    proto,
-    matches,
-    target,
-    jump,
-    packets,
-    bytes,
-    chainTarget: '',
-    flags: bits,
-  } as unknown as Rule;
-  return r.finish();
-}
-
 function saveAddr(letter: string, addr: number, mask: number, inv: boolean): string {
   if (mask === 0 && !inv && addr === 0) return '';
   return `${inv ? ' !' : ''} -${letter} ${ipToString(addr)}/${maskToSaveString(mask)}`;
