@@ -589,6 +589,20 @@ class SharedMatches {
     known.set(key, m);
     return m;
   }
+
+  /** One array for every rule whose only match is the same kept instance. */
+  private readonly single = new Map<MatchExt, MatchExt[]>();
+
+  /** The rule's match list, its matches kept (a list of one kept match is shared too). */
+  keepAll(ms: MatchExt[]): MatchExt[] {
+    for (let i = 0; i < ms.length; i++) ms[i] = this.keep(ms[i]!);
+    if (ms.length !== 1 || !ms[0]!.shareable) return ms;
+    const m = ms[0]!;
+    const known = this.single.get(m);
+    if (known !== undefined) return known;
+    this.single.set(m, ms);
+    return ms;
+  }
 }
 
 /* ------------------------------------------------------------------ the engine */
@@ -1573,8 +1587,7 @@ export class Netfilter {
         const p = parseLine(argv, argc);
         // Identical stateless matches (kube-proxy writes the same few thousands of times)
         // are kept once.
-        const ms = p.matches;
-        for (let i = 0; i < ms.length; i++) ms[i] = shared.keep(ms[i]!);
+        p.matches = shared.keepAll(p.matches);
         if (p.command & (CMD_VERSION | CMD_HELP)) continue;
         try {
           this.execute(p, txn);
