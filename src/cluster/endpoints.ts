@@ -152,16 +152,36 @@ const NO_NODES: ReadonlySet<string> = new Set();
 
 /** Sorted by IP (numerically), then port, then pod namespace and name. */
 function sortEndpoints(list: ServiceEndpoint[]): ServiceEndpoint[] {
-  if (list.length < 2) return list;
-  const keyed = list.map((ep) => ({ ip: parseIPv4(ep.ip)!, ep }));
-  keyed.sort(
-    (a, b) =>
-      a.ip - b.ip ||
-      a.ep.port - b.ep.port ||
-      compareStrings(a.ep.podNamespace, b.ep.podNamespace) ||
-      compareStrings(a.ep.podName, b.ep.podName),
-  );
-  return keyed.map((k) => k.ep);
+  const n = list.length;
+  if (n < 2) return list;
+  const ips = list.map((ep) => parseIPv4(ep.ip)!);
+  const before = (i: number, j: number): boolean => {
+    const a = list[i]!;
+    const b = list[j]!;
+    return (
+      (ips[i]! - ips[j]! ||
+        a.port - b.port ||
+        compareStrings(a.podNamespace, b.podNamespace) ||
+        compareStrings(a.podName, b.podName)) < 0
+    );
+  };
+  if (n <= 16) {
+    // A Service's few endpoints: an insertion sort in place (stable, as Array.sort).
+    for (let i = 1; i < n; i++) {
+      for (let j = i; j > 0 && before(j, j - 1); j--) {
+        const e = list[j]!;
+        list[j] = list[j - 1]!;
+        list[j - 1] = e;
+        const ip = ips[j]!;
+        ips[j] = ips[j - 1]!;
+        ips[j - 1] = ip;
+      }
+    }
+    return list;
+  }
+  const order = list.map((_, i) => i);
+  order.sort((i, j) => (before(i, j) ? -1 : before(j, i) ? 1 : 0));
+  return order.map((i) => list[i]!);
 }
 
 /**
@@ -218,23 +238,30 @@ function podEndpoints(
   down: ReadonlySet<string>,
 ): ServicePortEndpoints[] {
   const selector = svc.selector!;
-  const pods = candidates.filter(
-    (p) =>
+  const pods: PodState[] = [];
+  for (const p of candidates) {
+    if (
       p.namespace === svc.namespace &&
       p.ip !== null && // ShouldPodBeInEndpoints: no IP (Pending), no endpoint
-      matchesMapSelector(selector, p.labels),
-  );
-  const endpoint = (pod: PodState, port: number): ServiceEndpoint => ({
-    ip: pod.ip!,
-    port,
-    nodeName: pod.nodeName,
-    podNamespace: pod.namespace,
-    podName: pod.name,
-    ready:
-      svc.publishNotReadyAddresses ||
-      (pod.phase === 'Running' && (pod.nodeName === null || !down.has(pod.nodeName))),
-    ...(pod.hostname !== undefined && pod.subdomain === svc.name ? { hostname: pod.hostname } : {}),
-  });
+      matchesMapSelector(selector, p.labels)
+    ) {
+      pods.push(p);
+    }
+  }
+  const endpoint = (pod: PodState, port: number): ServiceEndpoint => {
+    const ep: ServiceEndpoint = {
+      ip: pod.ip!,
+      port,
+      nodeName: pod.nodeName,
+      podNamespace: pod.namespace,
+      podName: pod.name,
+      ready:
+        svc.publishNotReadyAddresses ||
+        (pod.phase === 'Running' && (pod.nodeName === null || !down.has(pod.nodeName))),
+    };
+    if (pod.hostname !== undefined && pod.subdomain === svc.name) ep.hostname = pod.hostname;
+    return ep;
+  };
   if (svc.ports.length === 0) {
     // A headless Service without ports still publishes its addresses (for DNS).
     return [
@@ -246,17 +273,19 @@ function podEndpoints(
       },
     ];
   }
-  return svc.ports.map((p) => ({
-    portName: p.name,
-    protocol: p.protocol,
-    servicePort: p.port,
-    endpoints: sortEndpoints(
-      pods.flatMap((pod) => {
-        const port = resolveTargetPort(pod, p.targetPort, p.protocol);
-        return port === null ? [] : [endpoint(pod, port)];
-      }),
-    ),
-  }));
+  return svc.ports.map((p) => {
+    const list: ServiceEndpoint[] = [];
+    for (const pod of pods) {
+      const port = resolveTargetPort(pod, p.targetPort, p.protocol);
+      if (port !== null) list.push(endpoint(pod, port));
+    }
+    return {
+      portName: p.name,
+      protocol: p.protocol,
+      servicePort: p.port,
+      endpoints: sortEndpoints(list),
+    };
+  });
 }
 
 function endpointsFrom(
@@ -280,29 +309,29 @@ function endpointsFrom(
  */
 class NamespacePods {
   readonly pods: PodState[] = [];
-  /** label key → value → pods carrying it. */
-  private byLabel: Map<string, Map<string, PodState[]>> | null = null;
+  /** label key → value → pods carrying it (a key is indexed when a selector first uses it). */
+  private readonly byLabel = new Map<string, Map<string, PodState[]>>();
+
+  private index(key: string): Map<string, PodState[]> {
+    let values = this.byLabel.get(key);
+    if (values === undefined) {
+      values = new Map();
+      for (const pod of this.pods) {
+        if (!Object.hasOwn(pod.labels, key)) continue;
+        const v = pod.labels[key]!;
+        const list = values.get(v);
+        if (list) list.push(pod);
+        else values.set(v, [pod]);
+      }
+      this.byLabel.set(key, values);
+    }
+    return values;
+  }
 
   candidates(selector: Labels): readonly PodState[] {
-    let index = this.byLabel;
-    if (index === null) {
-      index = new Map();
-      for (const pod of this.pods) {
-        const labels = pod.labels;
-        for (const k in labels) {
-          let values = index.get(k);
-          if (values === undefined) index.set(k, (values = new Map()));
-          const v = labels[k]!;
-          const list = values.get(v);
-          if (list) list.push(pod);
-          else values.set(v, [pod]);
-        }
-      }
-      this.byLabel = index;
-    }
     let best: readonly PodState[] = this.pods;
     for (const k in selector) {
-      const list = index.get(k)?.get(selector[k]!);
+      const list = this.index(k).get(selector[k]!);
       if (list === undefined) return [];
       if (list.length < best.length) best = list;
     }
