@@ -90,17 +90,22 @@ export const T_DROP = 1;
 export const T_REJECT = 2;
 export type TargetFn = (meta: PacketMeta, result: HookResult) => number;
 
-const FIRST_OF_EACH_ID = new WeakMap<readonly Opt[], Opt[]>();
+/**
+ * Per option table: the first entry of each id, in order, and the ids that are mandatory
+ * or take part in an also/excl rule (an option table without any needs no final check).
+ */
+const OPTION_RULES = new WeakMap<readonly Opt[], { first: Opt[]; constrained: boolean }>();
 
-/** The first option entry of each id, in order (computed once per option table). */
-function firstOfEachId(opts: readonly Opt[]): Opt[] {
-  let list = FIRST_OF_EACH_ID.get(opts);
-  if (list === undefined) {
+function optionRules(opts: readonly Opt[]): { first: Opt[]; constrained: boolean } {
+  let rules = OPTION_RULES.get(opts);
+  if (rules === undefined) {
     const seen = new Set<number>();
-    list = opts.filter((o) => !seen.has(o.id) && seen.add(o.id) !== undefined);
-    FIRST_OF_EACH_ID.set(opts, list);
+    const first = opts.filter((o) => !seen.has(o.id) && seen.add(o.id) !== undefined);
+    const constrained = opts.some((o) => o.mand || (o.also ?? 0) !== 0 || (o.excl ?? 0) !== 0);
+    rules = { first, constrained };
+    OPTION_RULES.set(opts, rules);
   }
-  return list;
+  return rules;
 }
 
 export abstract class Ext {
@@ -166,8 +171,9 @@ export abstract class Ext {
 
   /** xtables_options_fcheck (mandatory / also / excl), then the extension's fcheck. */
   finalCheck(ctx: ParseCtx): void {
-    if (this.generic) {
-      for (const e of firstOfEachId(this.opts)) {
+    const rules = this.generic ? optionRules(this.opts) : null;
+    if (rules !== null && rules.constrained) {
+      for (const e of rules.first) {
         const ef = 1 << e.id;
         if (e.mand && !(this.xflags & ef)) {
           throw new ParameterProblem(`${this.name}: option "--${e.name}" must be specified\n`);

@@ -387,6 +387,8 @@ class CommandParser implements ParseCtx {
   private readonly matchList: MatchExt[] = [];
   private matchCount = 0;
   targetLoaded = false;
+  /** The last -j name that passed xtParseTarget and names no extension (see 'j'). */
+  private lastPlainTarget: string | null = null;
   private argv: readonly string[] = NO_WORDS;
   /** The words of argv that are the command line (a restore reuses one array). */
   private argc = 0;
@@ -617,8 +619,16 @@ class CommandParser implements ParseCtx {
       case 'j': {
         this.setOption(OPT_JUMP, inv);
         if (optarg === 'CONTINUE') break;
+        // A restore jumps to the same chain line after line (KUBE-MARK-MASQ): a name
+        // that passed the checks and is no extension is remembered.
+        if (optarg !== null && optarg === this.lastPlainTarget) {
+          this.p.jumpto = optarg;
+          break;
+        }
         this.p.jumpto = xtParseTarget(optarg!);
         const f = TARGET_FACTORIES.get(this.p.jumpto);
+        if (f === undefined && !KNOWN_TARGET_NAMES.has(this.p.jumpto))
+          this.lastPlainTarget = this.p.jumpto;
         if (f) {
           this.p.target = f();
           if (!this.targetLoaded) {
