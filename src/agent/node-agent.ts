@@ -70,6 +70,8 @@ export class NodeAgent {
   readonly kernel: NodeKernel;
   private tunnelAddr = 0;
   private state: ClusterState | null = null;
+  /** The last state built from the manifests (the next build starts from it). */
+  private lastBuilt: ClusterState | undefined;
   private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
   private hostTap: TapDevice | null = null;
   private uplinkTap: TapDevice | null = null;
@@ -211,7 +213,14 @@ export class NodeAgent {
   }
 
   private computeState(): ClusterState {
-    return buildClusterState(loadManifests([this.layout.manifestsDir]));
+    // On top of the last state built: unchanged documents are not worked out again.
+    const previous = this.lastBuilt;
+    const state = buildClusterState(
+      loadManifests([this.layout.manifestsDir]),
+      previous ? { previous } : {},
+    );
+    this.lastBuilt = state;
+    return state;
   }
 
   private async setUpHostLink(node: NodeState): Promise<void> {
