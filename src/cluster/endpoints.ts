@@ -46,7 +46,10 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-function byKey(a: { namespace: string; name: string }, b: { namespace: string; name: string }): number {
+function byKey(
+  a: { namespace: string; name: string },
+  b: { namespace: string; name: string },
+): number {
   return compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name);
 }
 
@@ -143,7 +146,10 @@ function endpointsSince(
     let ns = pods.get(svc.namespace);
     if (ns === undefined) pods.set(svc.namespace, (ns = namespacePods(state.pods, svc.namespace)));
     const inNs = ns;
-    out.set(key, endpointsFrom(state, svc, (selector) => inNs.candidates(selector), down));
+    out.set(
+      key,
+      endpointsFrom(state, svc, (selector) => inNs.candidates(selector), down),
+    );
   }
   return out;
 }
