@@ -1832,6 +1832,94 @@ function splitWords(s: string, from: number, to: number, max: number): string[] 
   return out;
 }
 
+/**
+ * Words restore inputs are mostly made of (iptables' options, kube-proxy's matches and
+ * targets): the tokenizer gives these constants instead of a new string each, which
+ * saves allocating a million small strings at 10,000 Services, and the parser's lookups
+ * of them hash constants (hash computed once).
+ */
+const KNOWN_WORDS = [
+  '!',
+  '-A',
+  '-C',
+  '-D',
+  '-I',
+  '-N',
+  '-X',
+  '-F',
+  '-P',
+  '-R',
+  '-j',
+  '-g',
+  '-m',
+  '-p',
+  '-s',
+  '-d',
+  '-i',
+  '-o',
+  'tcp',
+  'udp',
+  'sctp',
+  'comment',
+  '--comment',
+  '--dport',
+  '--sport',
+  'multiport',
+  '--dports',
+  'statistic',
+  '--mode',
+  'random',
+  '--probability',
+  'recent',
+  '--name',
+  '--set',
+  '--rcheck',
+  '--seconds',
+  '--reap',
+  'mark',
+  '--mark',
+  'addrtype',
+  '--src-type',
+  '--dst-type',
+  'LOCAL',
+  'conntrack',
+  '--ctstate',
+  'ACCEPT',
+  'DROP',
+  'RETURN',
+  'REJECT',
+  'DNAT',
+  'SNAT',
+  'MARK',
+  'MASQUERADE',
+  '--to-destination',
+  '--to-source',
+  '--xor-mark',
+  '--or-mark',
+  '--random-fully',
+  'KUBE-MARK-MASQ',
+  'KUBE-SERVICES',
+  'KUBE-NODEPORTS',
+];
+/** KNOWN_WORDS by length and first character: KNOWN_BY_START[len * 128 + code]. */
+const KNOWN_BY_START: (string[] | undefined)[] = [];
+for (const w of KNOWN_WORDS) (KNOWN_BY_START[w.length * 128 + w.charCodeAt(0)] ??= []).push(w);
+
+/** s[from, to) as one of KNOWN_WORDS, or null. */
+function knownWord(s: string, from: number, to: number): string | null {
+  const len = to - from;
+  if (len > 16) return null;
+  const list = KNOWN_BY_START[len * 128 + s.charCodeAt(from)];
+  if (list === undefined) return null;
+  for (let k = 0; k < list.length; k++) {
+    const w = list[k]!;
+    let i = 1;
+    while (i < len && w.charCodeAt(i) === s.charCodeAt(from + i)) i++;
+    if (i === len) return w;
+  }
+  return null;
+}
+
 /** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
 export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
   out.length = tokenizeRestoreWords(s, 0, s.length, out, out.length, false);
@@ -1901,7 +1989,7 @@ function tokenizeRestoreWords(
     } while (d !== 34 && d !== 32 && d !== 9 && d !== 10);
     if (!inWord && (i >= n || d !== 34)) {
       // The usual case: a whole word, ended by a blank or the end of the line.
-      out[count++] = s.slice(start, i);
+      out[count++] = knownWord(s, start, i) ?? s.slice(start, i);
       continue;
     }
     buf += s.slice(start, i);
