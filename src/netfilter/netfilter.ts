@@ -216,6 +216,8 @@ interface TableChanges {
 class Table {
   /** Jumps to each chain (computed on demand, dropped on every write). */
   private refCounts: Map<string, number> | null = null;
+  /** The chains some rule jumps or goes to (computed on demand, dropped on every write). */
+  private referenced: Set<string> | null = null;
   /** Chains whose rules name ipsets or recent lists. */
   refChains: Map<string, Chain>;
   /** Set by seal(): what the change did (for an incremental compile), until the next commit. */
@@ -256,6 +258,7 @@ class Table {
     if (c === null) return undefined;
     if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.refCounts = null;
+    this.referenced = null;
     if (c.owner === this.changes) {
       c.changed();
       if (flush) c.rules = [];
@@ -277,6 +280,7 @@ class Table {
     this.chains.set(c.name, c);
     this.changes.owned.push(c);
     this.refCounts = null;
+    this.referenced = null;
     this.lastWritable = c;
   }
 
@@ -333,6 +337,18 @@ class Table {
       .filter((c) => !c.builtin)
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return [...builtins, ...users];
+  }
+
+  /** Whether any rule jumps or goes to `name` (each chain's target list is kept). */
+  isReferenced(name: string): boolean {
+    if (this.refCounts !== null) return (this.refCounts.get(name) ?? 0) > 0;
+    let set = this.referenced;
+    if (set === null) {
+      set = new Set();
+      for (const c of this.chains.values()) for (const t of c.targets()) set.add(t);
+      this.referenced = set;
+    }
+    return set.has(name);
   }
 
   /** Rules that jump or go to `name`. */
@@ -1799,7 +1815,7 @@ function deleteChain(t: Table, name: string): void {
   const c = t.chains.get(name);
   if (!c) throw new KernelError('ENOENT');
   if (c.builtin) throw new KernelError('EINVAL');
-  if (t.references(name) > 0) throw new KernelError('EMLINK');
+  if (t.isReferenced(name)) throw new KernelError('EMLINK');
   if (c.rules.length > 0) throw new KernelError('ENOTEMPTY');
   t.remove(name);
 }

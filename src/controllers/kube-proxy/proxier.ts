@@ -9,7 +9,7 @@
  * features).
  */
 import {
-  allServiceEndpoints,
+  allServiceEndpointLists,
   cidrContains,
   formatCidr,
   formatIPv4,
@@ -1118,13 +1118,13 @@ export function kubeProxyRules(
 ): KubeProxyRules {
   const downNodes = opts.downNodes;
   const before = previous?.syncedState;
-  const all = allServiceEndpoints(state, {
+  const all = allServiceEndpointLists(state, {
     ...(downNodes !== undefined ? { downNodes } : {}),
     ...(before !== undefined ? { previous: before } : {}),
   });
-  const inputs = state.services.map((service) => ({
+  const inputs = state.services.map((service, i) => ({
     service,
-    endpoints: all.get(serviceKey(service)) ?? NO_ENDPOINTS,
+    endpoints: all[i] ?? NO_ENDPOINTS,
   }));
   return { ...kubeProxyRulesFor(inputs, opts, previous), syncedState: state };
 }
