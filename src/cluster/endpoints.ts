@@ -49,7 +49,10 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-function byKey(a: { namespace: string; name: string }, b: { namespace: string; name: string }): number {
+function byKey(
+  a: { namespace: string; name: string },
+  b: { namespace: string; name: string },
+): number {
   return compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name);
 }
 

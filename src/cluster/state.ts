@@ -406,7 +406,8 @@ function sameAllocations(a: ServiceState, b: ServiceState): boolean {
   ) {
     return false;
   }
-  for (let i = 0; i < a.ports.length; i++) if (a.ports[i]!.nodePort !== b.ports[i]!.nodePort) return false;
+  for (let i = 0; i < a.ports.length; i++)
+    if (a.ports[i]!.nodePort !== b.ports[i]!.nodePort) return false;
   return true;
 }
 
@@ -827,7 +828,11 @@ export function buildClusterState(
         nodes,
       );
       // spreadIndex(key, i, n) is (spread + i) % n.
-      const spread = spreadIndex(`${intent.namespace}/${intent.owner?.name ?? intent.name}`, 0, 2 ** 32);
+      const spread = spreadIndex(
+        `${intent.namespace}/${intent.owner?.name ?? intent.name}`,
+        0,
+        2 ** 32,
+      );
       f = { ok, reason, spread };
       feasible.set(intent.spec, f);
     }

@@ -1223,7 +1223,8 @@ export class Netfilter {
     const matches = p.matches.length === 0 ? NO_EXTS : p.matches;
     const srcs = p.srcs;
     const dsts = p.dsts;
-    if (srcs.length === 1 && dsts.length === 1) return [this.newRule(p, srcs[0]!, dsts[0]!, matches, jump)];
+    if (srcs.length === 1 && dsts.length === 1)
+      return [this.newRule(p, srcs[0]!, dsts[0]!, matches, jump)];
     const rules: Rule[] = [];
     for (let i = 0; i < srcs.length; i++) {
       for (let j = 0; j < dsts.length; j++) {

@@ -905,7 +905,11 @@ class CommandParser implements ParseCtx {
  * Parses one iptables command line (argv without the program name).
  * `restore`: as iptables-restore calls it (-t was given by the restore, -w refused).
  */
-export function parseCommand(argv: readonly string[], services: ParseServices, restore = false): Parsed {
+export function parseCommand(
+  argv: readonly string[],
+  services: ParseServices,
+  restore = false,
+): Parsed {
   return new CommandParser(services, restore).parse(argv, argv.length);
 }
 

@@ -67,7 +67,11 @@ describe('determinism', () => {
     for (const [i, objects] of variants.entries()) {
       const input = docs(...objects);
       const incremental = buildClusterState(shuffled(input, i + 1), { previous });
-      assert.equal(JSON.stringify(incremental), JSON.stringify(buildClusterState(input)), `step ${i}`);
+      assert.equal(
+        JSON.stringify(incremental),
+        JSON.stringify(buildClusterState(input)),
+        `step ${i}`,
+      );
       previous = incremental;
     }
   });

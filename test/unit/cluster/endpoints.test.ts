@@ -342,7 +342,11 @@ describe('allServiceEndpoints on top of a previous state', () => {
         deployment('api', 3, { namespace: 'shop' }),
         deployment('db', 2, { namespace: 'shop' }),
         service('web', { selector: { app: 'web' }, ports: [{ port: 80 }] }),
-        service('api', { selector: { app: apiSelector }, ports: [{ port: 80 }] }, { namespace: 'shop' }),
+        service(
+          'api',
+          { selector: { app: apiSelector }, ports: [{ port: 80 }] },
+          { namespace: 'shop' },
+        ),
         service('db', { selector: { app: 'db' }, ports: [{ port: 5432 }] }, { namespace: 'shop' }),
         ...extra,
       );

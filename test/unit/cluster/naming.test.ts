@@ -109,7 +109,15 @@ describe('Kubernetes-style generated names', () => {
 
 describe('SHA-1', () => {
   it('agrees with node:crypto (1 and 2 blocks, longer inputs, non-ASCII)', () => {
-    const texts = ['', 'a', 'é/ü:ß', 'x'.repeat(55), 'x'.repeat(56), 'x'.repeat(64), 'x'.repeat(119)];
+    const texts = [
+      '',
+      'a',
+      'é/ü:ß',
+      'x'.repeat(55),
+      'x'.repeat(56),
+      'x'.repeat(64),
+      'x'.repeat(119),
+    ];
     for (let i = 0; i < 300; i++) texts.push(`${'k'.repeat(i % 140)}ns${i}.web-${i * 7}-abcde`);
     for (const text of texts) {
       const digest = createHash('sha1').update(text, 'utf8').digest();
