@@ -17,8 +17,9 @@
  * - memory: heapUsed and RSS after forced GC, before the kernel existed and after the sync;
  * - a one-Service change at scale: one Deployment scaled 5 → 6 replicas (its Service gains an
  *   endpoint), then back to 5 (the endpoint's chain is deleted): buildClusterState of the
- *   changed manifests, then `syncKubeProxy` (the diff path: kube-proxy's rules computed
- *   against the previous sync, restore --noflush); also a resync of an unchanged state;
+ *   changed manifests on top of the previous state (as the agent builds it), then
+ *   `syncKubeProxy` (the diff path: kube-proxy's rules computed against the previous sync,
+ *   restore --noflush); also a resync of an unchanged state;
  * - per-packet cost through the HookPipeline (the forwarder's calls, in its order: prerouting,
  *   forward, postrouting): TCP SYNs from pods on node-0 to random ClusterIPs (new connections:
  *   full rule evaluation, conntrack entry creation, DNAT, confirm), and established flows

@@ -34,10 +34,13 @@ export interface AllEndpointsOptions extends EndpointOptions {
   previous?: ClusterState;
 }
 
-/** The last allServiceEndpoints result of each state (for a later state's `previous`). */
+/**
+ * The last endpoints computed for each state (for a later state's `previous`), one entry
+ * per state.services element.
+ */
 const COMPUTED = new WeakMap<
   ClusterState,
-  { down: ReadonlySet<string>; endpoints: Map<string, ServicePortEndpoints[]> }
+  { down: ReadonlySet<string>; lists: ServicePortEndpoints[][] }
 >();
 
 function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
@@ -106,14 +109,14 @@ function namespacePods(pods: readonly PodState[], namespace: string): NamespaceP
 }
 
 /**
- * allServiceEndpoints from the result for an earlier state, or null when that cannot be
- * used (no result for it, other down nodes, other nodes).
+ * The endpoints of state.services from those computed for an earlier state, or null when
+ * they cannot be used (none computed for it, other down nodes, other nodes).
  */
 function endpointsSince(
   state: ClusterState,
   previous: ClusterState,
   down: ReadonlySet<string>,
-): Map<string, ServicePortEndpoints[]> | null {
+): ServicePortEndpoints[][] | null {
   const before = COMPUTED.get(previous);
   if (before === undefined || !sameSet(before.down, down)) return null;
   // The API server's endpoints (and a pod's readiness) depend on the nodes.
@@ -125,31 +128,28 @@ function endpointsSince(
     if (list === undefined) changedPods.set(pod.namespace, [pod]);
     else list.push(pod);
   });
-  const changedServices = new Set<ServiceState>();
-  diffSorted(previous.services, state.services, (svc) => changedServices.add(svc));
   const pods = new Map<string, NamespacePods>();
-  const out = new Map<string, ServicePortEndpoints[]>();
+  const out: ServicePortEndpoints[][] = [];
+  // Both lists of Services are sorted by namespace and name: walked side by side.
+  const was = previous.services;
+  let i = 0;
   for (const svc of state.services) {
-    const key = serviceKey(svc);
-    const known = before.endpoints.get(key);
+    while (i < was.length && byKey(was[i]!, svc) < 0) i++;
+    const same = i < was.length && was[i] === svc;
     const touched = changedPods.get(svc.namespace);
     const affected =
-      known === undefined ||
-      changedServices.has(svc) ||
+      !same ||
       (touched !== undefined &&
         svc.selector !== null &&
         touched.some((pod) => matchesMapSelector(svc.selector!, pod.labels)));
     if (!affected) {
-      out.set(key, known);
+      out.push(before.lists[i]!);
       continue;
     }
     let ns = pods.get(svc.namespace);
     if (ns === undefined) pods.set(svc.namespace, (ns = namespacePods(state.pods, svc.namespace)));
     const inNs = ns;
-    out.set(
-      key,
-      endpointsFrom(state, svc, (selector) => inNs.candidates(selector), down),
-    );
+    out.push(endpointsFrom(state, svc, (selector) => inNs.candidates(selector), down));
   }
   return out;
 }
@@ -382,17 +382,30 @@ export function allServiceEndpoints(
   state: ClusterState,
   opts: AllEndpointsOptions = {},
 ): Map<string, ServicePortEndpoints[]> {
-  const down = opts.downNodes ?? NO_NODES;
-  const since = opts.previous !== undefined ? endpointsSince(state, opts.previous, down) : null;
-  const result = since ?? allEndpointsOf(state, down);
-  COMPUTED.set(state, { down: new Set(down), endpoints: result });
-  return result;
+  const lists = allServiceEndpointLists(state, opts);
+  const out = new Map<string, ServicePortEndpoints[]>();
+  state.services.forEach((svc, i) => out.set(serviceKey(svc), lists[i]!));
+  return out;
 }
 
-function allEndpointsOf(
+/**
+ * allServiceEndpoints as a list: element i holds the endpoints of state.services[i]
+ * (no "namespace/name" keys to build and look up). Computed once per state and down nodes.
+ */
+export function allServiceEndpointLists(
   state: ClusterState,
-  down: ReadonlySet<string>,
-): Map<string, ServicePortEndpoints[]> {
+  opts: AllEndpointsOptions = {},
+): ServicePortEndpoints[][] {
+  const down = opts.downNodes ?? NO_NODES;
+  const known = COMPUTED.get(state);
+  if (known !== undefined && sameSet(known.down, down)) return known.lists;
+  const since = opts.previous !== undefined ? endpointsSince(state, opts.previous, down) : null;
+  const lists = since ?? allEndpointsOf(state, down);
+  COMPUTED.set(state, { down: new Set(down), lists });
+  return lists;
+}
+
+function allEndpointsOf(state: ClusterState, down: ReadonlySet<string>): ServicePortEndpoints[][] {
   const byNamespace = new Map<string, NamespacePods>();
   for (const pod of state.pods) {
     let ns = byNamespace.get(pod.namespace);
@@ -400,13 +413,8 @@ function allEndpointsOf(
     ns.pods.push(pod);
   }
   const none = new NamespacePods();
-  const out = new Map<string, ServicePortEndpoints[]>();
-  for (const svc of state.services) {
+  return state.services.map((svc) => {
     const ns = byNamespace.get(svc.namespace) ?? none;
-    out.set(
-      serviceKey(svc),
-      endpointsFrom(state, svc, (selector) => ns.candidates(selector), down),
-    );
-  }
-  return out;
+    return endpointsFrom(state, svc, (selector) => ns.candidates(selector), down);
+  });
 }

@@ -111,6 +111,7 @@ export {
 } from './services.js';
 export {
   allServiceEndpoints,
+  allServiceEndpointLists,
   type AllEndpointsOptions,
   apiServerNodes,
   endpointsForService,

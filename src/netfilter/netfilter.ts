@@ -216,6 +216,8 @@ interface TableChanges {
 class Table {
   /** Jumps to each chain (computed on demand, dropped on every write). */
   private refCounts: Map<string, number> | null = null;
+  /** The chains some rule jumps or goes to (computed on demand, dropped on every write). */
+  private referenced: Set<string> | null = null;
   /** Chains whose rules name ipsets or recent lists. */
   refChains: Map<string, Chain>;
   /** Set by seal(): what the change did (for an incremental compile), until the next commit. */
@@ -256,6 +258,7 @@ class Table {
     if (c === null) return undefined;
     if (this.changes === null) throw new Error('internal: writing to a committed table');
     this.refCounts = null;
+    this.referenced = null;
     if (c.owner === this.changes) {
       c.changed();
       if (flush) c.rules = [];
@@ -277,6 +280,7 @@ class Table {
     this.chains.set(c.name, c);
     this.changes.owned.push(c);
     this.refCounts = null;
+    this.referenced = null;
     this.lastWritable = c;
   }
 
@@ -333,6 +337,18 @@ class Table {
       .filter((c) => !c.builtin)
       .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     return [...builtins, ...users];
+  }
+
+  /** Whether any rule jumps or goes to `name` (each chain's target list is kept). */
+  isReferenced(name: string): boolean {
+    if (this.refCounts !== null) return (this.refCounts.get(name) ?? 0) > 0;
+    let set = this.referenced;
+    if (set === null) {
+      set = new Set();
+      for (const c of this.chains.values()) for (const t of c.targets()) set.add(t);
+      this.referenced = set;
+    }
+    return set.has(name);
   }
 
   /** Rules that jump or go to `name`. */
@@ -1800,7 +1816,7 @@ function deleteChain(t: Table, name: string): void {
   const c = t.chains.get(name);
   if (!c) throw new KernelError('ENOENT');
   if (c.builtin) throw new KernelError('EINVAL');
-  if (t.references(name) > 0) throw new KernelError('EMLINK');
+  if (t.isReferenced(name)) throw new KernelError('EMLINK');
   if (c.rules.length > 0) throw new KernelError('ENOTEMPTY');
   t.remove(name);
 }
@@ -1831,6 +1847,69 @@ function splitWords(s: string, from: number, to: number, max: number): string[] 
     out.push(s.slice(start, i));
   }
   return out;
+}
+
+/**
+ * The options restore inputs are mostly made of: the tokenizer gives these constants
+ * instead of a new string each, which saves allocating half a million small strings at
+ * 10,000 Services, and the parser's lookups of them hash constants (hash computed once).
+ */
+const KNOWN_WORDS = [
+  '-A',
+  '-C',
+  '-D',
+  '-I',
+  '-N',
+  '-X',
+  '-F',
+  '-P',
+  '-R',
+  '-j',
+  '-g',
+  '-m',
+  '-p',
+  '-s',
+  '-d',
+  '-i',
+  '-o',
+  '--comment',
+  '--dport',
+  '--sport',
+  '--dports',
+  '--mode',
+  '--probability',
+  '--name',
+  '--set',
+  '--rcheck',
+  '--seconds',
+  '--reap',
+  '--mark',
+  '--src-type',
+  '--dst-type',
+  '--ctstate',
+  '--to-destination',
+  '--to-source',
+  '--xor-mark',
+  '--or-mark',
+  '--random-fully',
+];
+/** KNOWN_WORDS by length and second character: KNOWN_BY_START[len * 128 + code]. */
+const KNOWN_BY_START: (string[] | undefined)[] = [];
+for (const w of KNOWN_WORDS) (KNOWN_BY_START[w.length * 128 + w.charCodeAt(1)] ??= []).push(w);
+
+/** s[from, to) as one of KNOWN_WORDS (options, which start with '-'), or null. */
+function knownWord(s: string, from: number, to: number): string | null {
+  const len = to - from;
+  if (len < 2 || len > 16 || s.charCodeAt(from) !== 45 /* - */) return null;
+  const list = KNOWN_BY_START[len * 128 + s.charCodeAt(from + 1)];
+  if (list === undefined) return null;
+  for (let k = 0; k < list.length; k++) {
+    const w = list[k]!;
+    let i = 2;
+    while (i < len && w.charCodeAt(i) === s.charCodeAt(from + i)) i++;
+    if (i === len) return w;
+  }
+  return null;
 }
 
 /** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
@@ -1902,7 +1981,7 @@ function tokenizeRestoreWords(
     } while (d !== 34 && d !== 32 && d !== 9 && d !== 10);
     if (!inWord && (i >= n || d !== 34)) {
       // The usual case: a whole word, ended by a blank or the end of the line.
-      out[count++] = s.slice(start, i);
+      out[count++] = knownWord(s, start, i) ?? s.slice(start, i);
       continue;
     }
     buf += s.slice(start, i);

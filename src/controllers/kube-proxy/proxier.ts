@@ -9,7 +9,7 @@
  * features).
  */
 import {
-  allServiceEndpoints,
+  allServiceEndpointLists,
   cidrContains,
   formatCidr,
   formatIPv4,
@@ -273,6 +273,12 @@ export interface KubeProxyServiceRecord {
   fingerprint: string;
   /** Its SVC/SVL/EXT/FW/SEP chains, in declaration order. */
   chains: string[];
+  /**
+   * The Service object, endpoints and options its port infos came from: a sync given
+   * the same objects (unchanged Services, see allServiceEndpoints' `previous`) takes
+   * the port infos and fingerprint over.
+   */
+  source?: ServicePorts;
 }
 
 /** One Service with its endpoints: the input of kubeProxyRulesFor. */
@@ -297,6 +303,8 @@ interface EndpointInfo {
 interface PortInfo {
   /** "namespace/name" of the Service. */
   service: string;
+  /** All the Service's port infos, with what they came from (for the next sync). */
+  source: ServicePorts | null;
   nameString: string;
   protocol: string;
   clusterIP: string;
@@ -462,21 +470,15 @@ function endpointInfos(list: readonly ServiceEndpoint[], nodeName: string): Endp
   return out;
 }
 
-/** A Service's port infos and fingerprint, for the Service object and endpoints they came from. */
-interface ServicePorts {
+/** A Service's port infos and fingerprint, and the Service object and endpoints they came from. */
+export interface ServicePorts {
   service: ServiceState;
+  endpoints: readonly ServicePortEndpoints[];
   nodeName: string;
   loadBalancerVIPs: string[];
   ports: PortInfo[];
   fingerprint: string;
 }
-
-/**
- * The last port infos of each Service by its endpoints array: a sync after a change gets
- * the same ServiceState and endpoints arrays for the Services that did not change (see
- * buildClusterState's and allServiceEndpoints' `previous`), and takes these over.
- */
-const SERVICE_PORTS = new WeakMap<readonly ServicePortEndpoints[], ServicePorts>();
 
 function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   if (a.length !== b.length) return false;
@@ -484,11 +486,15 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/** The port infos of every Service (sorted), and each Service's fingerprint. */
+/**
+ * The port infos of every Service (sorted), and each Service's fingerprint. A Service the
+ * previous sync saw with the same objects keeps its port infos.
+ */
 function portInfos(
   inputs: readonly KubeProxyServiceInput[],
   opts: KubeProxyOptions,
   r: Resolved,
+  previous: KubeProxyRules | undefined,
 ): { ports: PortInfo[]; fingerprints: Map<string, string> } {
   const sorted = [...inputs].sort(
     (a, b) => cmp(a.service.namespace, b.service.namespace) || cmp(a.service.name, b.service.name),
@@ -501,15 +507,17 @@ function portInfos(
     const clusterIP = parseIPv4(svc.clusterIP);
     if (clusterIP === null) continue; // not IPv4
     const loadBalancerVIPs = loadBalancerVIPsOf(svc, opts);
-    const known = endpoints.length > 0 ? SERVICE_PORTS.get(endpoints) : undefined;
+    const key = `${svc.namespace}/${svc.name}`;
+    const known = previous?.services.get(key)?.source;
     if (
       known !== undefined &&
       known.service === svc &&
+      known.endpoints === endpoints &&
       known.nodeName === r.nodeName &&
       sameStrings(known.loadBalancerVIPs, loadBalancerVIPs)
     ) {
       for (const p of known.ports) out.push(p);
-      if (known.ports.length > 0) fingerprints.set(known.ports[0]!.service, known.fingerprint);
+      fingerprints.set(key, known.fingerprint);
       continue;
     }
     const first = out.length;
@@ -527,7 +535,8 @@ function portInfos(
       const protocol = port.protocol.toLowerCase();
       const eps = endpoints.find((e) => e.portName === port.name && e.protocol === port.protocol);
       out.push({
-        service: `${svc.namespace}/${svc.name}`,
+        service: key,
+        source: null,
         nameString,
         protocol,
         clusterIP: formattedClusterIP,
@@ -545,19 +554,19 @@ function portInfos(
         endpoints: endpointInfos(eps?.endpoints ?? [], r.nodeName),
       });
     }
+    if (out.length === first) continue;
     const ports = out.slice(first);
-    if (ports.length === 0) continue;
     const fingerprint = serviceFingerprint(ports);
-    fingerprints.set(ports[0]!.service, fingerprint);
-    if (endpoints.length > 0) {
-      SERVICE_PORTS.set(endpoints, {
-        service: svc,
-        nodeName: r.nodeName,
-        loadBalancerVIPs,
-        ports,
-        fingerprint,
-      });
-    }
+    fingerprints.set(key, fingerprint);
+    const source: ServicePorts = {
+      service: svc,
+      endpoints,
+      nodeName: r.nodeName,
+      loadBalancerVIPs,
+      ports,
+      fingerprint,
+    };
+    for (const p of ports) p.source = source;
   }
   return { ports: out, fingerprints };
 }
@@ -645,7 +654,7 @@ export function kubeProxyRulesFor(
     );
   }
 
-  const { ports, fingerprints } = portInfos(inputs, opts, r);
+  const { ports, fingerprints } = portInfos(inputs, opts, r, previous);
   let totalEndpoints = 0;
   for (const p of ports) totalEndpoints += p.endpoints.length;
   const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
@@ -676,7 +685,13 @@ export function kubeProxyRulesFor(
       const fingerprint = fingerprints.get(p.service)!;
       const before = partial ? previous!.services.get(p.service) : undefined;
       keep = before !== undefined && before.fingerprint === fingerprint;
-      record = keep ? before! : { fingerprint, chains: [] };
+      if (keep) {
+        record = before!;
+        // The same chains; the objects they came from are this sync's now.
+        if (p.source !== null) record.source = p.source;
+      } else {
+        record = { fingerprint, chains: [], ...(p.source !== null ? { source: p.source } : {}) };
+      }
       services.set(p.service, record);
       // Kept: its chains stay as they are, and stay active.
       if (keep) for (const c of record.chains) natChainNames.push(c);
@@ -1118,13 +1133,13 @@ export function kubeProxyRules(
 ): KubeProxyRules {
   const downNodes = opts.downNodes;
   const before = previous?.syncedState;
-  const all = allServiceEndpoints(state, {
+  const all = allServiceEndpointLists(state, {
     ...(downNodes !== undefined ? { downNodes } : {}),
     ...(before !== undefined ? { previous: before } : {}),
   });
-  const inputs = state.services.map((service) => ({
+  const inputs = state.services.map((service, i) => ({
     service,
-    endpoints: all.get(serviceKey(service)) ?? NO_ENDPOINTS,
+    endpoints: all[i] ?? NO_ENDPOINTS,
   }));
   return { ...kubeProxyRulesFor(inputs, opts, previous), syncedState: state };
 }
