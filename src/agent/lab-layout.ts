@@ -9,6 +9,8 @@ import { join } from 'node:path';
  *   <run>/<lab>/nodes/<node>/agent.sock  the agent's control socket (root only)
  *   <run>/<lab>/nodes/<node>/agent.log   the agent's own log (JSON lines)
  *   <run>/<lab>/nodes/<node>/netns.json  pod namespaces the agent created (for cleanup)
+ *   <run>/<lab>/nodes/<node>/down-nodes.json  the nodes this agent counts as down
+ *                                        (liveness), read by the node's CoreDNS pods
  *   <run>/<lab>/nodes/<node>/logs/       container output, <ns>_<pod>_<container>.log
  */
 export const DEFAULT_LAB = 'kw';
@@ -48,6 +50,9 @@ export class LabLayout {
   }
   netnsRecord(node: string): string {
     return join(this.nodeDir(node), 'netns.json');
+  }
+  downNodesFile(node: string): string {
+    return join(this.nodeDir(node), 'down-nodes.json');
   }
   containerLog(node: string, namespace: string, pod: string, container: string): string {
     return join(this.nodeDir(node), 'logs', `${namespace}_${pod}_${container}.log`);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
 import {
   buildClusterState,
   loadManifests,
@@ -70,6 +70,8 @@ export class NodeAgent {
   readonly kernel: NodeKernel;
   private tunnelAddr = 0;
   private state: ClusterState | null = null;
+  /** The last state built from the manifests (the next build starts from it). */
+  private lastBuilt: ClusterState | undefined;
   private readonly pods = new Map<string, { runtime: PodRuntime; fingerprint: string }>();
   private hostTap: TapDevice | null = null;
   private uplinkTap: TapDevice | null = null;
@@ -109,6 +111,7 @@ export class NodeAgent {
 
   async start(): Promise<void> {
     mkdirSync(this.layout.nodeDir(this.nodeName), { recursive: true });
+    this.writeDownNodes(); // none yet: not what a previous run of this agent left
     const state = this.computeState();
     const node = state.nodes.find((n) => n.name === this.nodeName);
     if (!node) throw new Error(`no Node named ${this.nodeName} in the manifests`);
@@ -149,10 +152,12 @@ export class NodeAgent {
   }
 
   /**
-   * A node went down or came back: kube-proxy's endpoints and the LoadBalancer
-   * announcements follow (queued behind any convergence in progress).
+   * A node went down or came back: the cluster DNS's endpoints (the down-nodes file, at
+   * once), kube-proxy's endpoints and the LoadBalancer announcements follow (queued
+   * behind any convergence in progress).
    */
   private livenessChanged(): void {
+    this.writeDownNodes();
     this.converging = this.converging.then(() => {
       const state = this.state;
       if (!state) return;
@@ -164,6 +169,22 @@ export class NodeAgent {
         this.logger.error({ err }, 'kube-proxy sync failed');
       }
     });
+  }
+
+  /**
+   * The nodes this agent counts as down, for the node's CoreDNS pods (src/dns/main.ts
+   * --down-nodes): their endpoints there are not ready, as in kube-proxy's rules. Written
+   * under a temporary name and renamed, so a reader never sees half of it.
+   */
+  private writeDownNodes(): void {
+    const file = this.layout.downNodesFile(this.nodeName);
+    const tmp = `${file}.tmp`;
+    try {
+      writeFileSync(tmp, JSON.stringify({ downNodes: [...this.downNodes()].sort() }) + '\n');
+      renameSync(tmp, file);
+    } catch (err) {
+      this.logger.warn({ err: (err as Error).message, file }, 'cannot write the down-nodes file');
+    }
   }
 
   private updateSpeaker(state: ClusterState): void {
@@ -192,7 +213,14 @@ export class NodeAgent {
   }
 
   private computeState(): ClusterState {
-    return buildClusterState(loadManifests([this.layout.manifestsDir]));
+    // On top of the last state built: unchanged documents are not worked out again.
+    const previous = this.lastBuilt;
+    const state = buildClusterState(
+      loadManifests([this.layout.manifestsDir]),
+      previous ? { previous } : {},
+    );
+    this.lastBuilt = state;
+    return state;
   }
 
   private async setUpHostLink(node: NodeState): Promise<void> {

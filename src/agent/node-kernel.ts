@@ -17,6 +17,9 @@ import { Netfilter } from '../netfilter/netfilter.js';
 import type { Logger } from '../util/log.js';
 import { Histogram, SYNC_BUCKETS } from './metrics.js';
 
+/** kube-proxy's FullSyncPeriod: a full sync at least this often. */
+const FULL_SYNC_PERIOD_MS = 3_600_000;
+
 /** Lines kept of the node's kernel log (`kubewire dmesg`), like the kernel's ring buffer. */
 const DMESG_LINES = 4096;
 
@@ -35,7 +38,22 @@ export class NodeKernel {
   private readonly dmesgFollowers = new Set<(line: string) => void>();
   readonly conntrackFollowers = new Set<(line: string) => void>();
   private kubeProxy: KubeProxyRules | undefined;
-  lastSync: { services: number; durationMs: number; at: string } | null = null;
+  /** netfilter.generation after the last sync, and when the last full sync was. */
+  private syncedGeneration = -1;
+  private lastFullSync = 0;
+  /**
+   * The last kube-proxy sync: its duration, split into rule generation and apply (restore
+   * + jumps); whether it was partial, and how many Services' chains it wrote.
+   */
+  lastSync: {
+    services: number;
+    durationMs: number;
+    generateMs: number;
+    applyMs: number;
+    partial: boolean;
+    writtenServices: number;
+    at: string;
+  } | null = null;
   /** kubeproxy_sync_proxy_rules_duration_seconds, and the failed syncs (metrics). */
   readonly syncDurations = new Histogram(SYNC_BUCKETS);
   syncFailures = 0;
@@ -100,22 +118,63 @@ export class NodeKernel {
     return () => this.dmesgFollowers.delete(f);
   }
 
-  /** kube-proxy's syncProxyRules for the new state. */
+  /**
+   * kube-proxy's syncProxyRules for the new state: partial (only the chains of Services
+   * that changed) on top of the previous sync, full on the first one, after a failure,
+   * after anything else changed the tables (kube-proxy's canary monitor forces one when
+   * its chains vanish; here any foreign change does), and once an hour.
+   */
   syncKubeProxy(state: ClusterState, downNodes?: ReadonlySet<string>): void {
     const started = performance.now();
+    const fullSync =
+      this.kubeProxy === undefined ||
+      this.netfilter.generation !== this.syncedGeneration ||
+      Date.now() - this.lastFullSync > FULL_SYNC_PERIOD_MS;
     const opts = {
       ...kubeProxyOptionsFor(state, this.nodeName),
       ...(downNodes ? { downNodes } : {}),
+      fullSync,
     };
     const rules = kubeProxyRules(state, opts, this.kubeProxy);
+    const generated = performance.now();
     try {
+      // As syncProxyRules does on a full sync, before its iptables-restore: each jump's
+      // target chain (iptables -N unless it exists), then the jump from the built-in
+      // chain (iptables -C, else -I). On the first sync the chains are still empty, so
+      // these are cheap.
+      if (!rules.partial) this.ensureJumps(rules.jumps);
       this.netfilter.restore(rules.restoreText, { noflush: true });
     } catch (err) {
+      // The next sync starts from what is there: a full one.
+      this.syncedGeneration = -1;
       this.syncFailures++;
       throw err;
     }
-    // The jumps from the built-in chains, ensured as kube-proxy does (iptables -C, else -I).
-    for (const jump of rules.jumps) {
+    // The previous sync is kept for the next one's diff; its texts are not needed.
+    this.kubeProxy = { ...rules, filter: '', nat: '', restoreText: '' };
+    this.syncedGeneration = this.netfilter.generation;
+    if (!rules.partial) this.lastFullSync = Date.now();
+    const done = performance.now();
+    this.syncDurations.observe((done - started) / 1000);
+    const ms = (x: number) => Math.round(x * 10) / 10;
+    this.lastSync = {
+      services: state.services.length,
+      durationMs: ms(done - started),
+      generateMs: ms(generated - started),
+      applyMs: ms(done - generated),
+      partial: rules.partial,
+      writtenServices: rules.writtenServices,
+      at: new Date().toISOString(),
+    };
+    this.logger.info({ ...this.lastSync }, 'kube-proxy rules synced');
+  }
+
+  private ensureJumps(jumps: readonly string[][]): void {
+    for (const jump of jumps) {
+      const table = jump[1]!;
+      const target = jump[jump.length - 1]!;
+      if (!this.netfilter.hasChain(table, target))
+        this.netfilter.command(['-t', table, '-N', target]);
       const check = jump.map((a) => (a === '-I' || a === '-A' ? '-C' : a));
       try {
         this.netfilter.command(check);
@@ -123,14 +182,6 @@ export class NodeKernel {
         this.netfilter.command(jump);
       }
     }
-    this.kubeProxy = rules;
-    this.syncDurations.observe((performance.now() - started) / 1000);
-    this.lastSync = {
-      services: state.services.length,
-      durationMs: Math.round((performance.now() - started) * 10) / 10,
-      at: new Date().toISOString(),
-    };
-    this.logger.info({ ...this.lastSync }, 'kube-proxy rules synced');
   }
 
   tick(): void {

@@ -127,7 +127,11 @@ export class PodRuntime {
     const logDir = join(ctx.layout.nodeDir(ctx.nodeName), 'logs');
     mkdirSync(logDir, { recursive: true });
     for (const container of pod.containers) {
-      const program = programFor(container, ctx.layout.manifestsDir);
+      const program = programFor(
+        container,
+        ctx.layout.manifestsDir,
+        ctx.layout.downNodesFile(ctx.nodeName),
+      );
       const env: Record<string, string> = {
         ...program.env,
         POD_NAME: pod.name,

@@ -60,9 +60,18 @@ const INGRESS_NGINX_IMAGE = /ingress-nginx\/controller(:|@|$)|nginx-ingress-cont
  * command/args runs that command; any other image runs the echo server on its
  * containerPorts.
  */
-export function programFor(container: ContainerSpec, manifestsDir: string): WorkloadProgram {
+export function programFor(
+  container: ContainerSpec,
+  manifestsDir: string,
+  /** The node agent's list of nodes it counts as down (LabLayout.downNodesFile). */
+  downNodesFile?: string,
+): WorkloadProgram {
   if (COREDNS_IMAGE.test(container.image)) {
-    return builtinProgram('dns', dnsScript, ['--manifests', manifestsDir]);
+    // CoreDNS reads endpoint readiness from EndpointSlices; here, from the manifests and
+    // the agent's liveness view, as the node's kube-proxy does.
+    const args = ['--manifests', manifestsDir];
+    if (downNodesFile) args.push('--down-nodes', downNodesFile);
+    return builtinProgram('dns', dnsScript, args);
   }
   if (INGRESS_NGINX_IMAGE.test(container.image)) {
     return builtinProgram('ingress', ingressScript, ['--manifests', manifestsDir]);

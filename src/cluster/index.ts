@@ -19,6 +19,7 @@ export {
 export {
   BUILTIN_NAMESPACES,
   buildClusterState,
+  type BuildOptions,
   DEFAULT_BLOCK_SIZE,
   DEFAULT_DNS_DOMAIN,
   DEFAULT_POD_SUBNET,
@@ -110,6 +111,8 @@ export {
 } from './services.js';
 export {
   allServiceEndpoints,
+  allServiceEndpointLists,
+  type AllEndpointsOptions,
   apiServerNodes,
   endpointsForService,
   resolveTargetPort,

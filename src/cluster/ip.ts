@@ -11,20 +11,33 @@ export interface Cidr {
   prefix: number;
 }
 
-const OCTET = /^(0|[1-9][0-9]{0,2})$/;
-
 /** Parses dotted-quad IPv4 ("10.1.110.108"). Leading zeros are refused, as Go's net.ParseIP does. */
 export function parseIPv4(text: string): number | null {
-  const parts = text.split('.');
-  if (parts.length !== 4) return null;
+  const n = text.length;
   let value = 0;
-  for (const part of parts) {
-    if (!OCTET.test(part)) return null;
-    const octet = Number(part);
-    if (octet > 255) return null;
+  let parts = 0;
+  let i = 0;
+  while (parts < 4) {
+    // One octet: "0" or [1-9][0-9]{0,2}, at most 255.
+    const start = i;
+    let octet = 0;
+    while (i < n) {
+      const d = text.charCodeAt(i) - 48;
+      if (d < 0 || d > 9) break;
+      octet = octet * 10 + d;
+      i++;
+    }
+    const len = i - start;
+    if (len === 0 || len > 3 || (len > 1 && text.charCodeAt(start) === 48) || octet > 255)
+      return null;
     value = value * 256 + octet;
+    parts++;
+    if (parts < 4) {
+      if (i >= n || text.charCodeAt(i) !== 46 /* . */) return null;
+      i++;
+    }
   }
-  return value >>> 0;
+  return i === n ? value >>> 0 : null;
 }
 
 export function isIPv4(text: string): boolean {

@@ -93,9 +93,12 @@ export interface IpamResult {
 }
 
 function compareOrder(a: IpamPod, b: IpamPod): number {
-  for (let i = 0; i < Math.max(a.order.length, b.order.length); i++) {
-    const x = a.order[i];
-    const y = b.order[i];
+  const p = a.order;
+  const q = b.order;
+  const n = p.length > q.length ? p.length : q.length;
+  for (let i = 0; i < n; i++) {
+    const x = p[i];
+    const y = q[i];
     if (x === y) continue;
     if (x === undefined) return -1;
     if (y === undefined) return 1;
@@ -306,7 +309,10 @@ export function runIpam(
 
   // 3. tunnel addresses.
   const result = new Map<string, NodeIpam>();
-  const used = new Map<number, string>(); // address → what uses it
+  // address → what uses it: a node's tunnel address (its text), or the pod it is assigned to
+  const used = new Map<number, string | IpamPod>();
+  const usedBy = (what: string | IpamPod): string =>
+    typeof what === 'string' ? what : `assigned to pod ${what.key}`;
   for (const node of nodes) {
     const ipipBlocks = table.blocks(node.name).filter((b) => table.pool(b)!.ipipMode !== 'Never');
     const recordedTunnel = tunnelRecord.get(node.name);
@@ -343,7 +349,8 @@ export function runIpam(
       continue;
     }
     if (pod.nodeName === null) continue;
-    const taken = used.get(ip);
+    const takenBy = used.get(ip);
+    const taken = takenBy === undefined ? undefined : usedBy(takenBy);
     if (taken !== undefined) {
       const other = pinOwner.get(ip);
       const same = other?.owner !== undefined && other.owner === pod.owner;
@@ -360,14 +367,14 @@ export function runIpam(
       table.claim(pod.nodeName, block, pool);
       owner = pod.nodeName;
     }
-    used.set(ip, `assigned to pod ${pod.key}`);
+    used.set(ip, pod);
     pinOwner.set(ip, pod);
     podResults.set(pod.key, { ip, borrowed: owner !== pod.nodeName });
   }
 
   // 5. recorded pod addresses (Calico never moves a running pod's address).
   const released = new Set<number>(); // recorded addresses not kept: taken last
-  const podByKey = new Map(pods.map((p) => [p.key, p]));
+  const podByKey = new Map(blocks.length > 0 ? pods.map((p) => [p.key, p]) : []);
   for (const block of blocks) {
     for (const r of block.records) {
       if (r.tunnelOf !== undefined) {
@@ -390,16 +397,17 @@ export function runIpam(
         table.claim(node, home, pool);
         owner = node;
       }
-      used.set(r.ip, `assigned to pod ${pod.key}`);
+      used.set(r.ip, pod);
       podResults.set(pod.key, { ip: r.ip, borrowed: owner !== node });
     }
   }
 
   // 6. automatic addresses: pass 0 skips released addresses, pass 1 takes only them.
-  const cursor = new Map<string, number>(); // "<block base>/<pass>" → next offset to try
+  const cursor = new Map<number, number>(); // block base * 2 + pass → next offset to try
   const freeIn = (block: Cidr, pass: 0 | 1): number | null => {
-    const key = `${block.base}/${pass}`;
+    const key = block.base * 2 + pass;
     const size = prefixSize(block.prefix);
+    if (released.size === 0 && pass === 1) return null; // nothing was released
     for (let off = cursor.get(key) ?? 0; off < size; off++) {
       const addr = (block.base + off) >>> 0;
       if (!used.has(addr) && released.has(addr) === (pass === 1)) {
@@ -421,6 +429,10 @@ export function runIpam(
   for (const node of nodes) {
     const list = (byNode.get(node.name) ?? []).sort(compareOrder);
     const mine = usable.get(node.name)!;
+    // Per pass, the node's first block that may still have a free address: a block that
+    // had none for a pass never has one again (addresses are only taken), so each pod
+    // does not walk the node's full blocks again.
+    const open = [0, 0];
     for (const pod of list) {
       if (mine.length === 0) {
         podResults.set(pod.key, {
@@ -430,10 +442,12 @@ export function runIpam(
       }
       let addr: number | null = null;
       let borrowed = false;
+      const own = table.blocks(node.name);
       for (const pass of [0, 1] as const) {
-        for (const block of table.blocks(node.name)) {
-          addr = freeIn(block, pass);
+        for (let i = open[pass]!; i < own.length; i++) {
+          addr = freeIn(own[i]!, pass);
           if (addr !== null) break;
+          if (i === open[pass]) open[pass] = i + 1;
         }
         if (addr !== null) break;
       }
@@ -458,7 +472,7 @@ export function runIpam(
         });
         continue;
       }
-      used.set(addr, `assigned to pod ${pod.key}`);
+      used.set(addr, pod);
       podResults.set(pod.key, { ip: addr, borrowed });
     }
   }

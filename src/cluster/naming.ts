@@ -87,9 +87,11 @@ export function daemonPodName(
  * RFC 4122 version-5 and variant bits set), standing in for metadata.uid.
  */
 export function derivedUid(kind: string, namespace: string, name: string): string {
-  const hex = sha1Hex(`${kind}/${namespace}/${name}`).slice(0, 32).split('');
-  hex[12] = '5';
-  hex[16] = ((parseInt(hex[16]!, 16) & 0x3) | 0x8).toString(16);
-  const h = hex.join('');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  const h = sha1Hex(`${kind}/${namespace}/${name}`);
+  // Digit 12 is the version (5), digit 16 carries the variant bits (10xx).
+  const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
+  return (
+    `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-` +
+    `${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`
+  );
 }

@@ -78,6 +78,7 @@ import {
   type Ident,
   type Origin,
   type RawObject,
+  type CachedDocument,
   type Warning,
 } from './validate.js';
 
@@ -298,6 +299,12 @@ function withKubeletLabels(name: string, labels: Labels): Labels {
 interface PodIntent {
   namespace: string;
   name: string;
+  /** "<namespace>/<name>" (one string for every lookup by pod). */
+  key: string;
+  /** The raw object of the document the pod comes from (Pod, Deployment or DaemonSet). */
+  source: object;
+  /** Where scheduling put it (set by the scheduling step). */
+  place?: { node: string | null; reason?: string };
   labels: Labels;
   annotations: Labels;
   spec: PodSpecInput;
@@ -365,12 +372,82 @@ function sameToleration(a: Toleration, b: Toleration): boolean {
 // ---------------------------------------------------------------------------------------
 // The builder
 
+/** What a build leaves for the next build (see BuildOptions.previous). */
+interface BuildMemo {
+  documents: Map<string, CachedDocument>;
+}
+
+/**
+ * pod-template-hash by template object, and the first-attempt replica names by Deployment
+ * document: the validated form of an unchanged document is the same object from build to
+ * build (see BuildOptions.previous).
+ */
+const TEMPLATE_HASHES = new WeakMap<object, string>();
+const REPLICA_NAMES = new WeakMap<object, string[]>();
+/**
+ * The pods made from each validated Pod or Deployment document (its raw object), by
+ * replica index: an unchanged document's pods, when the build before made them.
+ */
+const SOURCE_PODS = new WeakMap<object, PodState[]>();
+
+/** The Service made from each validated Service document (its raw object), last. */
+const SOURCE_SERVICES = new WeakMap<object, ServiceState>();
+
+/**
+ * Whether two Services made from the same document got the same allocations (everything
+ * else in a ServiceState comes from its document and the service subnet).
+ */
+function sameAllocations(a: ServiceState, b: ServiceState): boolean {
+  if (
+    a.clusterIP !== b.clusterIP ||
+    a.headless !== b.headless ||
+    a.healthCheckNodePort !== b.healthCheckNodePort ||
+    a.ports.length !== b.ports.length
+  ) {
+    return false;
+  }
+  for (let i = 0; i < a.ports.length; i++)
+    if (a.ports[i]!.nodePort !== b.ports[i]!.nodePort) return false;
+  return true;
+}
+
+function previousPod(intent: PodIntent): PodState | undefined {
+  if (intent.owner?.kind === 'DaemonSet') return undefined;
+  return SOURCE_PODS.get(intent.source)?.[intent.ownerIndex ?? 0];
+}
+
+function templateHashOf(template: unknown): string {
+  if (typeof template !== 'object' || template === null) return podTemplateHash(template);
+  let hash = TEMPLATE_HASHES.get(template);
+  if (hash === undefined) TEMPLATE_HASHES.set(template, (hash = podTemplateHash(template)));
+  return hash;
+}
+
+/** The memo of each state's build (not part of the state's data). */
+const BUILD_MEMOS = new WeakMap<ClusterState, BuildMemo>();
+
+export interface BuildOptions {
+  /**
+   * The state built before from (mostly) the same manifests: documents whose text is
+   * unchanged are not validated again. The result is the same with or without it.
+   */
+  previous?: ClusterState;
+}
+
 /**
  * Builds the cluster state from manifest documents. Throws ManifestErrors listing every
  * invalid object (validation, duplicates, conflicting blocks or pinned addresses).
  */
-export function buildClusterState(docs: readonly ManifestDocument[]): ClusterState {
-  const { catalog, errors, warnings } = validateDocuments(docs);
+export function buildClusterState(
+  docs: readonly ManifestDocument[],
+  opts: BuildOptions = {},
+): ClusterState {
+  const previousMemo = opts.previous !== undefined ? BUILD_MEMOS.get(opts.previous) : undefined;
+  const memo: BuildMemo = { documents: new Map() };
+  const { catalog, errors, warnings } = validateDocuments(docs, {
+    previous: previousMemo?.documents,
+    current: memo.documents,
+  });
   const validationFailed = errors.length > 0;
   const err = (entry: Entry<unknown>, path: PathSegment[], detail: string): void => {
     errors.push(makeError(entry.origin, identOf(entry), path, detail));
@@ -620,10 +697,13 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
   const taken = new Set<string>();
   for (const entry of unique(catalog.pods)) {
     const pod = entry.value;
-    taken.add(`${entry.namespace}/${entry.name}`);
+    const key = `${entry.namespace}/${entry.name}`;
+    taken.add(key);
     intents.push({
       namespace: entry.namespace!,
       name: entry.name,
+      key,
+      source: entry.raw,
       labels: sortedRecord(pod.metadata.labels),
       annotations: sortedRecord(pod.metadata.annotations),
       spec: pod.spec,
@@ -634,12 +714,17 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
       annotationsPath: ['metadata', 'annotations'],
     });
   }
-  const freeName = (ns: string, make: (attempt: number) => string): string => {
+  /** The first name `make` gives that is free in the namespace, and its key. */
+  const freeName = (
+    ns: string,
+    make: (attempt: number) => string,
+  ): { name: string; key: string } => {
     for (let attempt = 0; ; attempt++) {
       const name = make(attempt);
-      if (!taken.has(`${ns}/${name}`)) {
-        taken.add(`${ns}/${name}`);
-        return name;
+      const key = `${ns}/${name}`;
+      if (!taken.has(key)) {
+        taken.add(key);
+        return { name, key };
       }
     }
   };
@@ -647,27 +732,41 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     const d = entry.value;
     const ns = entry.namespace!;
     const rawTemplate = ((entry.raw.spec as Record<string, unknown>).template ?? {}) as unknown;
-    const hash = podTemplateHash(rawTemplate);
+    const hash = templateHashOf(rawTemplate);
     const rs = replicaSetName(entry.name, hash);
     const labels = sortedRecord({ ...d.spec.template.metadata?.labels, 'pod-template-hash': hash });
     const annotations = sortedRecord(d.spec.template.metadata?.annotations);
     const replicas = d.spec.replicas ?? 1;
+    // The names of the replicas (first attempts), kept with the document's validated form.
+    let names = REPLICA_NAMES.get(entry.raw);
+    if (names === undefined) REPLICA_NAMES.set(entry.raw, (names = []));
+    // What the replicas share (the pods copy what they keep).
+    const owner = { kind: 'Deployment' as const, name: entry.name };
+    const tolerations = tolerationsOf(d.spec.template.spec);
+    const ident = identOf(entry);
+    const annotationsPath = ['spec', 'template', 'metadata', 'annotations'];
     for (let i = 0; i < replicas; i++) {
+      const { name, key } = freeName(ns, (attempt) => {
+        if (attempt !== 0) return replicaPodName(rs, i, attempt);
+        return (names[i] ??= replicaPodName(rs, i, 0));
+      });
       intents.push({
         namespace: ns,
-        name: freeName(ns, (attempt) => replicaPodName(rs, i, attempt)),
+        name,
+        key,
+        source: entry.raw,
         labels,
         annotations,
         spec: d.spec.template.spec,
-        owner: { kind: 'Deployment', name: entry.name },
+        owner,
         ownerIndex: i,
         ...(d.spec.template.spec.nodeName !== undefined
           ? { nodeName: d.spec.template.spec.nodeName }
           : {}),
-        tolerations: tolerationsOf(d.spec.template.spec),
+        tolerations,
         origin: entry.origin,
-        ident: identOf(entry),
-        annotationsPath: ['spec', 'template', 'metadata', 'annotations'],
+        ident,
+        annotationsPath,
       });
     }
   }
@@ -676,7 +775,7 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     const ns = entry.namespace!;
     const spec = d.spec.template.spec;
     const rawTemplate = ((entry.raw.spec as Record<string, unknown>).template ?? {}) as unknown;
-    const hash = podTemplateHash(rawTemplate);
+    const hash = templateHashOf(rawTemplate);
     const labels = sortedRecord({
       ...d.spec.template.metadata?.labels,
       'controller-revision-hash': hash,
@@ -689,9 +788,14 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     const constraints = constraintsOf(spec, tolerations);
     for (const node of nodes) {
       if (unfitReason(constraints, node) !== null) continue;
+      const { name, key } = freeName(ns, (attempt) =>
+        daemonPodName(ns, entry.name, node.name, attempt),
+      );
       intents.push({
         namespace: ns,
-        name: freeName(ns, (attempt) => daemonPodName(ns, entry.name, node.name, attempt)),
+        name,
+        key,
+        source: entry.raw,
         labels,
         annotations: sortedRecord(d.spec.template.metadata?.annotations),
         spec,
@@ -705,25 +809,38 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     }
   }
 
-  // Scheduling.
-  const placement = new Map<PodIntent, { node: string | null; reason?: string }>();
+  // Scheduling. The replicas of a Deployment share their spec (hence their constraints
+  // and feasible nodes) and their spread group: both are worked out once per spec.
+  const feasible = new Map<PodSpecInput, { ok: NodeState[]; reason: string; spread: number }>();
   for (const intent of intents) {
-    const constraints = constraintsOf(intent.spec, intent.tolerations);
     if (intent.nodeName !== undefined) {
       const why =
         intent.owner?.kind === 'DaemonSet'
           ? null
-          : checkNamedNode(constraints, intent.nodeName, nodes);
-      placement.set(intent, why === null ? { node: intent.nodeName } : { node: null, reason: why });
+          : checkNamedNode(constraintsOf(intent.spec, intent.tolerations), intent.nodeName, nodes);
+      intent.place = why === null ? { node: intent.nodeName } : { node: null, reason: why };
       continue;
     }
-    const { nodes: ok, reason } = feasibleNodes(constraints, nodes);
-    if (ok.length === 0) {
-      placement.set(intent, { node: null, reason });
+    let f = feasible.get(intent.spec);
+    if (f === undefined) {
+      const { nodes: ok, reason } = feasibleNodes(
+        constraintsOf(intent.spec, intent.tolerations),
+        nodes,
+      );
+      // spreadIndex(key, i, n) is (spread + i) % n.
+      const spread = spreadIndex(
+        `${intent.namespace}/${intent.owner?.name ?? intent.name}`,
+        0,
+        2 ** 32,
+      );
+      f = { ok, reason, spread };
+      feasible.set(intent.spec, f);
+    }
+    if (f.ok.length === 0) {
+      intent.place = { node: null, reason: f.reason };
       continue;
     }
-    const key = `${intent.namespace}/${intent.owner?.name ?? intent.name}`;
-    placement.set(intent, { node: ok[spreadIndex(key, intent.ownerIndex ?? 0, ok.length)]!.name });
+    intent.place = { node: f.ok[(f.spread + (intent.ownerIndex ?? 0)) % f.ok.length]!.name };
   }
 
   // IPAM (only when every object is valid: a broken pool would make every pin look wrong).
@@ -733,16 +850,14 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     podCIDR: n.podCIDR !== null ? parseCidr(n.podCIDR) : null,
   }));
   const ipamPods: IpamPod[] = [];
-  const intentByKey = new Map<string, PodIntent>();
   for (const intent of intents) {
     if (intent.spec.hostNetwork) continue;
-    const key = `${intent.namespace}/${intent.name}`;
-    intentByKey.set(key, intent);
+    const key = intent.key;
     const pin = intent.annotations[IP_ADDRS_ANNOTATION];
     const parsed = pin !== undefined ? parseIpAddrsAnnotation(pin) : null;
     ipamPods.push({
       key,
-      nodeName: placement.get(intent)!.node,
+      nodeName: intent.place!.node,
       pinnedIP: parsed !== null && 'ip' in parsed ? parseIPv4(parsed.ip) : null,
       order: [
         intent.owner?.kind === 'DaemonSet' ? 0 : 1,
@@ -758,6 +873,8 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
   }
   const ipam = validationFailed ? null : runIpam(ipamPools, ipamNodes, ipamPods, recordedBlocks);
   if (ipam) {
+    const intentByKey = new Map<string, PodIntent>();
+    if (ipam.problems.length > 0) for (const intent of intents) intentByKey.set(intent.key, intent);
     for (const problem of ipam.problems) {
       if (problem.type === 'node') {
         const entry = nodeEntryByName.get(problem.node)!;
@@ -802,6 +919,22 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
   if (!errors.some((e) => e.kind === 'ClusterConfiguration')) {
     for (const problem of services.problems) {
       err(serviceEntries[problem.index]!, problem.path, problem.detail);
+    }
+  }
+  // A Service made from the same validated document object as in an earlier build, with
+  // the same addresses and ports allocated, is the same Service: its object is taken over
+  // (consumers can tell unchanged Services by identity).
+  if (serviceEntries.length > 0) {
+    const sourceOf = new Map<string, object>();
+    for (const e of serviceEntries) sourceOf.set(`${e.namespace!}/${e.name}`, e.raw);
+    const list = services.services;
+    for (let i = 0; i < list.length; i++) {
+      const svc = list[i]!;
+      const source = sourceOf.get(`${svc.namespace}/${svc.name}`);
+      if (source === undefined) continue;
+      const prev = SOURCE_SERVICES.get(source);
+      if (prev !== undefined && sameAllocations(prev, svc)) list[i] = prev;
+      else SOURCE_SERVICES.set(source, svc);
     }
   }
 
@@ -874,9 +1007,13 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
 
   // Pods.
   const nodeByName = new Map(nodes.map((n) => [n.name, n]));
+  // The previous state's pods: a pod made from the same validated document object (an
+  // unchanged document, see BuildOptions.previous), with the same name, replica index,
+  // node and address, is the same pod: its object is taken over. Otherwise the names
+  // derived from namespace and name alone are.
   const pods: PodState[] = intents.map((intent) => {
-    const place = placement.get(intent)!;
-    const key = `${intent.namespace}/${intent.name}`;
+    const place = intent.place!;
+    const key = intent.key;
     let ip: string | null = null;
     let borrowed = false;
     let pendingReason = place.reason;
@@ -890,8 +1027,21 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
         } else pendingReason = r?.pending ?? 'IPAM: no address';
       }
     }
+    const prev = opts.previous !== undefined ? previousPod(intent) : undefined;
+    if (
+      prev !== undefined &&
+      prev.name === intent.name &&
+      prev.namespace === intent.namespace &&
+      prev.ownerIndex === intent.ownerIndex &&
+      prev.nodeName === place.node &&
+      prev.ip === ip &&
+      (prev.borrowed ?? false) === borrowed &&
+      prev.pendingReason === (ip === null ? pendingReason : undefined)
+    ) {
+      return prev;
+    }
     const spec = intent.spec;
-    return {
+    const pod: PodState = {
       namespace: intent.namespace,
       name: intent.name,
       uid: derivedUid('Pod', intent.namespace, intent.name),
@@ -916,12 +1066,18 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
       vethName: vethNameForWorkload(intent.namespace, intent.name),
       netnsName: netnsNameForPod(intent.namespace, intent.name),
     };
+    if (intent.owner?.kind !== 'DaemonSet') {
+      let made = SOURCE_PODS.get(intent.source);
+      if (made === undefined) SOURCE_PODS.set(intent.source, (made = []));
+      made[intent.ownerIndex ?? 0] = pod;
+    }
+    return pod;
   });
   pods.sort((a, b) => compareStrings(a.namespace, b.namespace) || compareStrings(a.name, b.name));
 
   const rawList = (list: Entry<RawObject>[]): RawObject[] =>
     unique(list).map((e) => e.raw as RawObject);
-  return {
+  const state: ClusterState = {
     config,
     pools: pools.sort((a, b) => compareStrings(a.name, b.name)),
     nodes,
@@ -942,6 +1098,8 @@ export function buildClusterState(docs: readonly ManifestDocument[]): ClusterSta
     },
     warnings: sortWarnings(warnings as Warning[]),
   };
+  BUILD_MEMOS.set(state, memo);
+  return state;
 }
 
 function dnsConfigOf(cfg: NonNullable<PodSpecInput['dnsConfig']>): DnsConfig {

@@ -420,16 +420,101 @@ export interface ValidationResult {
   warnings: Warning[];
 }
 
+/** A document that validated without a problem: what its Entry holds besides the origin. */
+export interface ValidDocument {
+  kind: string;
+  apiVersion: string;
+  namespace: string | undefined;
+  name: string;
+  value: unknown;
+  raw: Record<string, unknown>;
+}
+
+/** A validated document and its JSON text. */
+export interface CachedDocument {
+  json: string;
+  doc: ValidDocument;
+}
+
+/**
+ * Documents validated by an earlier run: a document validates the same whenever its text
+ * is the same, wherever it is. Keyed by kind, namespace and name as written (one entry
+ * each; the JSON text decides). Only kinds whose validated objects the cluster state does
+ * not hand out (it builds its own) are kept, so that nothing a state exposes is shared
+ * with another state.
+ */
+export interface ValidationCache {
+  /** The previous run's documents (looked up). */
+  previous: ReadonlyMap<string, CachedDocument> | undefined;
+  /** This run's documents (filled in): the next run's `previous`. */
+  current: Map<string, CachedDocument>;
+}
+
+const CACHED_KINDS = new Set([
+  'Namespace',
+  'Node',
+  'Pod',
+  'Deployment',
+  'DaemonSet',
+  'Service',
+  'IPPool',
+  'IPAMBlock',
+  'ClusterConfiguration',
+]);
+
 /**
  * Validates every document (expanding `kind: List`), collecting all errors and warnings.
  * Unknown kinds and unsupported apiVersions are skipped with a warning.
  */
-export function validateDocuments(docs: readonly ManifestDocument[]): ValidationResult {
+export function validateDocuments(
+  docs: readonly ManifestDocument[],
+  cache?: ValidationCache,
+): ValidationResult {
   const catalog = emptyCatalog();
   const errors: ManifestError[] = [];
   const warnings: Warning[] = [];
 
   const visit = (object: unknown, origin: Origin): void => {
+    // A document validated before (same kind, same text) is taken as it was.
+    let key: string | undefined;
+    let json = '';
+    if (
+      cache !== undefined &&
+      isPlainObject(object) &&
+      typeof object.kind === 'string' &&
+      CACHED_KINDS.has(object.kind)
+    ) {
+      const meta = isPlainObject(object.metadata) ? object.metadata : {};
+      key = `${object.kind}/${String(meta.namespace)}/${String(meta.name)}`;
+      json = JSON.stringify(object);
+      const known = cache.previous?.get(key);
+      if (known !== undefined && known.json === json && !cache.current.has(key)) {
+        cache.current.set(key, known);
+        const doc = known.doc;
+        (catalog[CATALOG_KEY[doc.kind]!] as Entry<unknown>[]).push({ origin, ...doc });
+        return;
+      }
+    }
+    const before = errors.length + warnings.length;
+    const entry = validateObject(object, origin);
+    if (entry === null || key === undefined || errors.length + warnings.length !== before) return;
+    // A second document of that kind and name (refused later as a duplicate) is not kept.
+    if (cache!.current.has(key)) return;
+    cache!.current.set(key, {
+      json,
+      doc: {
+        kind: entry.kind,
+        apiVersion: entry.apiVersion,
+        namespace: entry.namespace,
+        name: entry.name,
+        value: entry.value,
+        raw: entry.raw,
+      },
+    });
+  };
+
+  /** Validates one object (a List: its items); the Entry added to the catalog, if any. */
+  const validateObject = (object: unknown, origin: Origin): Entry<unknown> | null => {
     const noIdent: Ident = {};
     if (!isPlainObject(object)) {
       errors.push(
@@ -440,7 +525,7 @@ export function validateDocuments(docs: readonly ManifestDocument[]): Validation
           `expected a Kubernetes object (a map with apiVersion and kind), got ${describeType(object)}`,
         ),
       );
-      return;
+      return null;
     }
     const apiVersion = object.apiVersion;
     const kind = object.kind;
@@ -455,19 +540,19 @@ export function validateDocuments(docs: readonly ManifestDocument[]): Validation
           makeError(origin, noIdent, ['kind'], 'required field is missing or not a string'),
         );
       }
-      return;
+      return null;
     }
     if (kind === 'List' && apiVersion === 'v1') {
       const items = object.items;
       if (!Array.isArray(items)) {
         errors.push(makeError(origin, { kind }, ['items'], 'expected a list of objects'));
-        return;
+        return null;
       }
       items.forEach((item, i) => {
         if (item === null) return;
-        visit(item, { ...origin, pathPrefix: [...origin.pathPrefix, 'items', i] });
+        validateObject(item, { ...origin, pathPrefix: [...origin.pathPrefix, 'items', i] });
       });
-      return;
+      return null;
     }
     const spec = KINDS[kind];
     if (!spec || !spec.apiVersions.includes(apiVersion)) {
@@ -475,7 +560,7 @@ export function validateDocuments(docs: readonly ManifestDocument[]): Validation
         ? `apiVersion ${apiVersion} of kind ${kind} is not supported (kubewire reads ${spec.apiVersions.join(', ')}), skipped`
         : `kind ${kind} (apiVersion ${apiVersion}) is not supported, skipped`;
       warnings.push(makeWarning(origin, {}, [], why));
-      return;
+      return null;
     }
 
     const cleaned = dropNulls(object) as Record<string, unknown>;
@@ -497,7 +582,7 @@ export function validateDocuments(docs: readonly ManifestDocument[]): Validation
       for (const issue of parsed.error.issues) {
         errors.push(makeError(origin, ident, issue.path as PathSegment[], issue.message));
       }
-      return;
+      return null;
     }
     const raw = cleaned;
     if (spec.namespaced === true) {
@@ -522,8 +607,9 @@ export function validateDocuments(docs: readonly ManifestDocument[]): Validation
       },
       (path, detail) => warnings.push(makeWarning(origin, ident, path, detail)),
     );
-    if (failed) return;
+    if (failed) return null;
     (catalog[CATALOG_KEY[kind]!] as Entry<unknown>[]).push(entry);
+    return entry;
   };
 
   for (const doc of docs) {

@@ -3,14 +3,15 @@
  * The CoreDNS pods' program (the agent runs it inside the pod's netns):
  *
  *   node dist/src/dns/main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT]
- *                             [--udp-io auto|batched|dgram]
+ *                             [--udp-io auto|batched|dgram] [--down-nodes FILE]
  *
  * Serves the Corefile's server blocks (from the coredns ConfigMap in DIR unless --corefile
  * is given; kubeadm's default otherwise) on their ports (:53 by default) plus health,
  * ready and metrics, and prints one JSON line with "msg":"listening" on stdout once every
  * listener is up. Logs are JSON lines on stdout. SIGTERM: lameduck, then exit 0.
  * `--udp-io`: UDP with recvmmsg/sendmmsg batches (the kubewire_udp addon) or node:dgram;
- * `auto` (default) batches when the addon loads.
+ * `auto` (default) batches when the addon loads. `--down-nodes`: the node agent's list of
+ * nodes it counts as down (JSON `{"downNodes": [...]}`); their endpoints are not ready.
  */
 import { parseArgs } from 'node:util';
 import { createLogger } from '../util/log.js';
@@ -24,13 +25,14 @@ async function main(): Promise<void> {
       corefile: { type: 'string' },
       listen: { type: 'string' },
       'udp-io': { type: 'string' },
+      'down-nodes': { type: 'string' },
     },
     strict: true,
   });
   const logger = createLogger('dns', 1);
   if (!values.manifests || values.manifests.length === 0) {
     logger.fatal(
-      'usage: main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT] [--udp-io auto|batched|dgram]',
+      'usage: main.js --manifests DIR [--corefile FILE] [--listen HOST:PORT] [--udp-io auto|batched|dgram] [--down-nodes FILE]',
     );
     process.exit(2);
   }
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
   try {
     dns = await startStandalone({
       manifests: values.manifests,
+      ...(values['down-nodes'] ? { downNodesFile: values['down-nodes'] } : {}),
       logger,
       ...(values.corefile ? { corefileFile: values.corefile } : {}),
       ...(listen ? { listen, httpHost: listen.host } : {}),

@@ -3,9 +3,12 @@
  * CoreDNS pods' program (src/dns/main.ts). The manifests are loaded with src/cluster
  * (loadManifests + buildClusterState); the directory is watched (fs.watch plus a 250 ms
  * poll of the files' sizes and times), and a change is applied within a second. Invalid
- * manifests are logged and the last good state keeps serving.
+ * manifests are logged and the last good state keeps serving. In a lab, the node agent
+ * also keeps a list of the nodes it counts as down (`downNodesFile`, JSON
+ * `{"downNodes": [...]}`, polled with the manifests): their pods' endpoints are not
+ * ready, as in the node's kube-proxy rules.
  */
-import { statSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import {
   buildClusterState,
@@ -19,6 +22,8 @@ import { DnsService, type DnsServiceOptions } from './service.js';
 
 export interface StandaloneOptions extends Omit<DnsServiceOptions, 'logger'> {
   manifests: string[];
+  /** The node agent's down-nodes file (missing: every node is up). */
+  downNodesFile?: string;
   logger: Logger;
   /** Poll interval for manifest changes (ms). */
   pollMs?: number;
@@ -40,12 +45,28 @@ export function localAddresses(): string[] {
   return out;
 }
 
-function loadView(paths: string[]): DnsClusterView {
-  return viewFromClusterState(buildClusterState(loadManifests(paths)));
+/** The nodes listed in a down-nodes file; none when it is missing or unreadable. */
+export function readDownNodes(file: string | undefined): Set<string> {
+  if (!file) return new Set();
+  try {
+    const o = JSON.parse(readFileSync(file, 'utf8')) as { downNodes?: unknown };
+    return new Set(
+      Array.isArray(o.downNodes) ? o.downNodes.filter((n) => typeof n === 'string') : [],
+    );
+  } catch {
+    return new Set();
+  }
 }
 
-function signature(paths: string[]): string {
+function loadView(paths: string[], downNodesFile: string | undefined): DnsClusterView {
+  return viewFromClusterState(buildClusterState(loadManifests(paths)), {
+    downNodes: readDownNodes(downNodesFile),
+  });
+}
+
+function signature(paths: string[], downNodesFile: string | undefined): string {
   const { files } = listManifestFiles(paths);
+  if (downNodesFile) files.push(downNodesFile);
   let sig = '';
   for (const f of files) {
     try {
@@ -65,7 +86,7 @@ function describe(e: unknown): string {
 
 export async function startStandalone(opts: StandaloneOptions): Promise<Standalone> {
   const { logger } = opts;
-  const view = loadView(opts.manifests);
+  const view = loadView(opts.manifests, opts.downNodesFile);
   const service = new DnsService({
     ...opts,
     localIPs:
@@ -73,13 +94,13 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
       (opts.listen && opts.listen.host !== '0.0.0.0' ? [opts.listen.host] : localAddresses()),
   });
   await service.start(view);
-  let lastSig = signature(opts.manifests);
+  let lastSig = signature(opts.manifests, opts.downNodesFile);
   let lastJson = JSON.stringify({ ...view, modified: 0 });
 
   const refresh = (): boolean => {
     let next: DnsClusterView;
     try {
-      next = loadView(opts.manifests);
+      next = loadView(opts.manifests, opts.downNodesFile);
     } catch (e) {
       logger.error({ err: describe(e) }, 'dns: invalid manifests; keeping the last good state');
       return false;
@@ -100,7 +121,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Standalo
   const check = (): void => {
     let sig: string;
     try {
-      sig = signature(opts.manifests);
+      sig = signature(opts.manifests, opts.downNodesFile);
     } catch {
       return;
     }

@@ -5,7 +5,7 @@
  * (table, hooks, protocol) and compiles into a closure for the hot path.
  */
 import { ParameterProblem } from './errors.js';
-import type { HookResult, NodeAddressing, PacketMeta } from './packet-meta.js';
+import type { HookResult, NatRequest, NodeAddressing, PacketMeta } from './packet-meta.js';
 import type { IpSetStore } from './ipset.js';
 import type { RecentTables } from './recent.js';
 import { strtoui } from './util.js';
@@ -90,13 +90,40 @@ export const T_DROP = 1;
 export const T_REJECT = 2;
 export type TargetFn = (meta: PacketMeta, result: HookResult) => number;
 
+/**
+ * Per option table: the first entry of each id, in order, and the ids that are mandatory
+ * or take part in an also/excl rule (an option table without any needs no final check).
+ */
+const OPTION_RULES = new WeakMap<readonly Opt[], { first: Opt[]; constrained: boolean }>();
+
+function optionRules(opts: readonly Opt[]): { first: Opt[]; constrained: boolean } {
+  let rules = OPTION_RULES.get(opts);
+  if (rules === undefined) {
+    const seen = new Set<number>();
+    const first = opts.filter((o) => !seen.has(o.id) && seen.add(o.id) !== undefined);
+    const constrained = opts.some((o) => o.mand || (o.also ?? 0) !== 0 || (o.excl ?? 0) !== 0);
+    rules = { first, constrained };
+    OPTION_RULES.set(opts, rules);
+  }
+  return rules;
+}
+
 export abstract class Ext {
   abstract readonly name: string;
   abstract readonly opts: readonly Opt[];
-  /** x6 options: libxtables checks once-only, invert and mandatory options itself. */
-  readonly generic: boolean = true;
   /** Options seen (1 << id). */
-  xflags = 0;
+  declare xflags: number;
+
+  constructor() {
+    // Assigned here rather than as a class field: a field initializer shared by every
+    // extension class defines the property megamorphically, which is slow.
+    this.xflags = 0;
+  }
+
+  /** x6 options: libxtables checks once-only, invert and mandatory options itself. */
+  get generic(): boolean {
+    return true;
+  }
 
   /** One option occurrence. `arg` is '' for options without argument. */
   abstract parse(id: number, arg: string, invert: boolean, ctx: ParseCtx): void;
@@ -144,11 +171,9 @@ export abstract class Ext {
 
   /** xtables_options_fcheck (mandatory / also / excl), then the extension's fcheck. */
   finalCheck(ctx: ParseCtx): void {
-    if (this.generic) {
-      const seen = new Set<number>();
-      for (const e of this.opts) {
-        if (seen.has(e.id)) continue;
-        seen.add(e.id);
+    const rules = this.generic ? optionRules(this.opts) : null;
+    if (rules !== null && rules.constrained) {
+      for (const e of rules.first) {
         const ef = 1 << e.id;
         if (e.mand && !(this.xflags & ef)) {
           throw new ParameterProblem(`${this.name}: option "--${e.name}" must be specified\n`);
@@ -174,6 +199,10 @@ export abstract class Ext {
   }
 }
 
+/** See MatchExt.inline. */
+export type InlineMatch =
+  { kind: 'l4' } | { kind: 'random'; /** 31-bit threshold */ probability: number; invert: boolean };
+
 export abstract class MatchExt extends Ext {
   /** The name printed after "-m" (the alias: "state" for the conntrack-based state match). */
   get saveName(): string {
@@ -184,6 +213,40 @@ export abstract class MatchExt extends Ext {
   exactDport(): number {
     return -1;
   }
+  /**
+   * The compiled match keeps state that the kernel restarts with every table change
+   * (statistic --mode nth): its chain is compiled again whenever its table changes.
+   */
+  get stateful(): boolean {
+    return false;
+  }
+  /**
+   * A match the engine tests itself when it is a rule's only one (no closure to call):
+   * `l4` for a plain -m tcp/udp (true when the packet has its ports), `random` for
+   * statistic --mode random. null: compile() it.
+   */
+  inline(): InlineMatch | null {
+    return null;
+  }
+  /**
+   * Two parsed instances that save the same text behave the same and keep no state of
+   * their own once parsed: a restore keeps one of them for all its rules.
+   */
+  get shareable(): boolean {
+    return false;
+  }
+  /**
+   * What tells two shareable instances apart: equal keys, equal saved text (the key need
+   * not be the text itself when that is cheaper to get).
+   */
+  shareKey(): string | number {
+    return this.save();
+  }
+  /**
+   * The instance is kept by a restore: strings it took from the words of the restore
+   * input are copied, so that they do not keep the whole input alive.
+   */
+  own(): void {}
   /** Matches that never affect the verdict (-m comment) do not break an index run. */
   get inert(): boolean {
     return false;
@@ -196,6 +259,10 @@ export abstract class TargetExt extends Ext {
     return this.name;
   }
   abstract compile(env: EvalEnv): TargetFn;
+  /** DNAT/SNAT to fixed addresses: the (frozen) request every packet gets; else null. */
+  natRequest(): NatRequest | null {
+    return null;
+  }
 }
 
 /** Parses "value[/mask]" as xtables_parse_mark_mask (base 0, 32 bits). */

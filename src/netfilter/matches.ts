@@ -12,6 +12,7 @@ import {
   parseUint32,
   type CheckCtx,
   type EvalEnv,
+  type InlineMatch,
   type MatchFn,
   type Opt,
   type ParseCtx,
@@ -19,6 +20,7 @@ import {
 import { portToService, serviceToPort } from './netdb.js';
 import { CtState, CtStatus, Hook, type PacketMeta } from './packet-meta.js';
 import {
+  detached,
   fixed11,
   ipToName,
   ipToString,
@@ -77,6 +79,9 @@ function parsePortRange(ext: string, opt: string, arg: string): [number, number]
 function printPort(port: number, numeric: boolean, proto: string): string {
   return (numeric ? null : portToService(port, proto)) ?? String(port);
 }
+
+/** The default port range (shared: parsing replaces it, never changes it). */
+const ALL_PORTS: readonly [number, number] = Object.freeze([0, 65535] as const);
 
 function skipPorts(min: number, max: number, inv: boolean): boolean {
   return min === 0 && max === 65535 && !inv;
@@ -168,10 +173,12 @@ const TCP_MATCH_OPTS: readonly Opt[] = [
 
 export class TcpMatch extends MatchExt {
   readonly name = 'tcp';
-  readonly generic = false;
+  get generic(): boolean {
+    return false;
+  }
   readonly opts: readonly Opt[] = TCP_MATCH_OPTS;
-  spts: [number, number] = [0, 65535];
-  dpts: [number, number] = [0, 65535];
+  spts: readonly [number, number] = ALL_PORTS;
+  dpts: readonly [number, number] = ALL_PORTS;
   invSpt = false;
   invDpt = false;
   option = 0;
@@ -269,6 +276,27 @@ export class TcpMatch extends MatchExt {
     return plain ? this.dpts[0] : -1;
   }
 
+  get shareable(): boolean {
+    return true;
+  }
+  /** A plain match of one destination port (or of none) is keyed by that port number. */
+  shareKey(): string | number {
+    const d = this.exactDport();
+    if (d >= 0 && skipPorts(this.spts[0], this.spts[1], this.invSpt)) return d;
+    return this.inline() !== null ? -1 : this.save();
+  }
+
+  inline(): InlineMatch | null {
+    const plain =
+      skipPorts(this.spts[0], this.spts[1], this.invSpt) &&
+      skipPorts(this.dpts[0], this.dpts[1], this.invDpt) &&
+      !this.option &&
+      !this.invOption &&
+      !this.flgMask &&
+      !this.invFlags;
+    return plain ? { kind: 'l4' } : null;
+  }
+
   compile(): MatchFn {
     const [s0, s1] = this.spts;
     const [d0, d1] = this.dpts;
@@ -320,8 +348,8 @@ const UDP_MATCH_OPTS: readonly Opt[] = [
 export class UdpMatch extends MatchExt {
   readonly name = 'udp';
   readonly opts: readonly Opt[] = UDP_MATCH_OPTS;
-  spts: [number, number] = [0, 65535];
-  dpts: [number, number] = [0, 65535];
+  spts: readonly [number, number] = ALL_PORTS;
+  dpts: readonly [number, number] = ALL_PORTS;
   invSpt = false;
   invDpt = false;
 
@@ -361,6 +389,23 @@ export class UdpMatch extends MatchExt {
       skipPorts(this.spts[0], this.spts[1], this.invSpt)
       ? this.dpts[0]
       : -1;
+  }
+
+  get shareable(): boolean {
+    return true;
+  }
+  /** A plain match of one destination port (or of none) is keyed by that port number. */
+  shareKey(): string | number {
+    const d = this.exactDport();
+    if (d >= 0 && skipPorts(this.spts[0], this.spts[1], this.invSpt)) return d;
+    return this.inline() !== null ? -1 : this.save();
+  }
+
+  inline(): InlineMatch | null {
+    const plain =
+      skipPorts(this.spts[0], this.spts[1], this.invSpt) &&
+      skipPorts(this.dpts[0], this.dpts[1], this.invDpt);
+    return plain ? { kind: 'l4' } : null;
   }
 
   compile(): MatchFn {
@@ -655,11 +700,21 @@ export class CommentMatch extends MatchExt {
   readonly opts: readonly Opt[] = COMMENT_MATCH_OPTS;
   comment = '';
 
+  get shareable(): boolean {
+    return true;
+  }
+
   parse(_id: number, arg: string): void {
     if (arg.length > 255) {
       throw new ParameterProblem('Argument must have a maximum length of 255 characters\n');
     }
     this.comment = arg;
+  }
+  shareKey(): string {
+    return this.comment;
+  }
+  own(): void {
+    this.comment = detached(this.comment);
   }
   save(): string {
     return ` --comment${saveString(this.comment)}`;
@@ -1085,6 +1140,20 @@ export class StatisticMatch extends MatchExt {
     return ` statistic${this.dump('')}`;
   }
 
+  get stateful(): boolean {
+    return this.mode !== 'random';
+  }
+
+  inline(): InlineMatch | null {
+    return this.mode === 'random'
+      ? { kind: 'random', probability: this.probability, invert: this.invert }
+      : null;
+  }
+
+  get shareable(): boolean {
+    return this.mode === 'random';
+  }
+
   compile(env: EvalEnv): MatchFn {
     const inv = this.invert;
     if (this.mode === 'random') {
@@ -1409,7 +1478,9 @@ const SET_MATCH_OPTS: readonly Opt[] = [
 
 export class SetMatch extends MatchExt {
   readonly name = 'set';
-  readonly generic = false;
+  get generic(): boolean {
+    return false;
+  }
   readonly opts: readonly Opt[] = SET_MATCH_OPTS;
   setName = '';
   dirs: boolean[] = []; // true = src

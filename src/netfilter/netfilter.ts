@@ -18,10 +18,24 @@ import {
   errnoText,
   parameterError,
 } from './errors.js';
-import { T_CONTINUE, type CtTuple, type EvalEnv, type MatchFn, type TargetFn } from './ext.js';
+import {
+  T_CONTINUE,
+  type CtTuple,
+  type EvalEnv,
+  type MatchExt,
+  type MatchFn,
+  type TargetFn,
+} from './ext.js';
 import { IpSetStore } from './ipset.js';
 import { listHeader, listRule, type ListFormat } from './listing.js';
-import { HookResult, Hook, PacketMeta, Verdict, type NodeAddressing } from './packet-meta.js';
+import {
+  HookResult,
+  Hook,
+  PacketMeta,
+  Verdict,
+  type NatRequest,
+  type NodeAddressing,
+} from './packet-meta.js';
 import {
   CMD_APPEND,
   CMD_CHECK,
@@ -46,10 +60,12 @@ import {
   OPT_NUMERIC,
   OPT_VERBOSE,
   parseCommand,
+  restoreLineParser,
   type Parsed,
 } from './parser.js';
 import { RecentTables } from './recent.js';
 import { Rule, STANDARD_VERDICTS } from './rule.js';
+import { detached } from './util.js';
 
 export type TableName = 'raw' | 'mangle' | 'nat' | 'filter';
 
@@ -102,7 +118,32 @@ interface Counter {
   bytes: number;
 }
 
+const NO_TARGETS: string[] = [];
+const NO_CHAINS: Chain[] = [];
+
+/** User chains have no policy, so nothing counts on their counter: they share one. */
+const USER_CHAIN_COUNTER: Counter = { packets: 0, bytes: 0 };
+
 class Chain {
+  /**
+   * Hook mask with which the rules' checkentry tests last passed (-1: not yet). A chain
+   * object is never changed once committed (working copies copy it on first write and
+   * reset this), so an unchanged chain reached from the same hooks is not checked again.
+   */
+  checkedMask = -1;
+  /** Scratch of validate(): DFS colour (0 white, 1 grey, 2 black) and hook mask, valid for `stamp`. */
+  color = 0;
+  /** Scratch of validate(): the target chains' objects. */
+  resolved: Chain[] = NO_CHAINS;
+  mask = 0;
+  stamp = 0;
+  /** The change (working copy) that created or copied it, until that change is sealed. */
+  owner: TableChanges | null = null;
+  /** The chains its rules jump or go to, each once, in rule order (computed on first use). */
+  private targetList: string[] | null = null;
+  /** Its rules name ipsets or recent lists (computed on first use; -1 unknown). */
+  private refs = -1;
+
   constructor(
     readonly name: string,
     readonly builtin: boolean,
@@ -112,16 +153,89 @@ class Chain {
     public rules: Rule[],
   ) {}
 
-  clone(): Chain {
-    return new Chain(this.name, this.builtin, this.policy, this.counter, [...this.rules]);
+  clone(rules = [...this.rules]): Chain {
+    return new Chain(this.name, this.builtin, this.policy, this.counter, rules);
+  }
+
+  /** Call when the rules of an owned chain change. */
+  changed(): void {
+    this.checkedMask = -1;
+    this.targetList = null;
+    this.refs = -1;
+  }
+
+  targets(): string[] {
+    let list = this.targetList;
+    if (list === null) {
+      list = [];
+      // Few targets per chain (a Service's endpoints): a search beats a Set, until there
+      // are many (KUBE-SERVICES).
+      let seen: Set<string> | null = null;
+      const rules = this.rules;
+      for (let i = 0; i < rules.length; i++) {
+        const t = rules[i]!.chainTarget;
+        if (t === '') continue;
+        if (seen === null) {
+          if (list.includes(t)) continue;
+          list.push(t);
+          if (list.length === 16) seen = new Set(list);
+        } else if (!seen.has(t)) {
+          seen.add(t);
+          list.push(t);
+        }
+      }
+      this.targetList = list.length === 0 ? NO_TARGETS : list;
+    }
+    return list;
+  }
+
+  hasRefs(): boolean {
+    if (this.refs < 0) this.refs = this.rules.some((r) => r.hasRefs) ? 1 : 0;
+    return this.refs === 1;
   }
 }
 
+/** What a working copy changed relative to the table it was copied from. */
+interface TableChanges {
+  base: Table;
+  /**
+   * Chains created or copied by the change, each once (some may have been removed again);
+   * once the change is sealed, only those in the table.
+   */
+  owned: Chain[];
+  /** Names removed (some may have been added again). */
+  removed: Set<string>;
+}
+
+/**
+ * A table: committed, or the working copy of a change. A working copy shares the chain
+ * objects of the table it was copied from and copies a chain only when the change
+ * writes to it ({@link Table.writable}), so a change to one chain of a big table costs
+ * that chain, and the commit recompiles and rechecks only the chains that changed.
+ */
 class Table {
+  /** Jumps to each chain (computed on demand, dropped on every write). */
+  private refCounts: Map<string, number> | null = null;
+  /** The chains some rule jumps or goes to (computed on demand, dropped on every write). */
+  private referenced: Set<string> | null = null;
+  /** Chains whose rules name ipsets or recent lists. */
+  refChains: Map<string, Chain>;
+  /** Set by seal(): what the change did (for an incremental compile), until the next commit. */
+  lastChanges: TableChanges | null = null;
+  /** The chain writable() returned last: owned by this working copy, in `chains` (or null). */
+  private lastWritable: Chain | null = null;
+  /** The chain jumpTarget() found last (its name and kind; the object may have been copied since). */
+  private lastJump: Chain | null = null;
+
   constructor(
     readonly name: TableName,
     readonly chains: Map<string, Chain>,
-  ) {}
+    /** What this working copy changed; null for a committed table. */
+    private changes: TableChanges | null = null,
+    refChains?: Map<string, Chain>,
+  ) {
+    this.refChains = refChains ?? new Map();
+  }
 
   static create(name: TableName): Table {
     const chains = new Map<string, Chain>();
@@ -130,10 +244,90 @@ class Table {
     return new Table(name, chains);
   }
 
+  /** A working copy (copy-on-write of the chains). */
   clone(): Table {
-    const chains = new Map<string, Chain>();
-    for (const [n, c] of this.chains) chains.set(n, c.clone());
-    return new Table(this.name, chains);
+    const changes = { base: this, owned: [], removed: new Set<string>() };
+    return new Table(this.name, new Map(this.chains), changes, new Map(this.refChains));
+  }
+
+  /** The chain, to be changed: a working copy's own copy of it (`flush`: emptied). */
+  writable(name: string, flush = false): Chain | undefined {
+    // A restore appends rule after rule to the same chain: that one is remembered.
+    let c = this.lastWritable;
+    if (c === null || c.name !== name) c = this.chains.get(name) ?? null;
+    if (c === null) return undefined;
+    if (this.changes === null) throw new Error('internal: writing to a committed table');
+    this.refCounts = null;
+    this.referenced = null;
+    if (c.owner === this.changes) {
+      c.changed();
+      if (flush) c.rules = [];
+      this.lastWritable = c;
+      return c;
+    }
+    const w = c.clone(flush ? [] : undefined);
+    w.owner = this.changes;
+    this.chains.set(name, w);
+    this.changes.owned.push(w);
+    this.lastWritable = w;
+    return w;
+  }
+
+  /** Adds a new chain (owned by this working copy). */
+  add(c: Chain): void {
+    if (this.changes === null) throw new Error('internal: writing to a committed table');
+    c.owner = this.changes;
+    this.chains.set(c.name, c);
+    this.changes.owned.push(c);
+    this.refCounts = null;
+    this.referenced = null;
+    this.lastWritable = c;
+  }
+
+  /**
+   * The chain of that name for a rule to jump to, to read its name and whether it is
+   * built in (a restore's rules jump to KUBE-MARK-MASQ tens of thousands of times).
+   */
+  jumpTarget(name: string): Chain | undefined {
+    const last = this.lastJump;
+    if (last !== null && last.name === name) return last;
+    const c = this.chains.get(name);
+    if (c !== undefined) this.lastJump = c;
+    return c;
+  }
+
+  /** Removes a chain (callers check that nothing refers to it). */
+  remove(name: string): void {
+    if (this.changes === null) throw new Error('internal: writing to a committed table');
+    if (this.lastWritable !== null && this.lastWritable.name === name) this.lastWritable = null;
+    if (this.lastJump !== null && this.lastJump.name === name) this.lastJump = null;
+    const c = this.chains.get(name);
+    // A chain of this change that is removed is no longer one of its chains.
+    if (c !== undefined && c.owner === this.changes) c.owner = null;
+    this.chains.delete(name);
+    this.changes.removed.add(name);
+    this.refChains.delete(name);
+  }
+
+  /** The working copy becomes the committed table: nothing changes it any more. */
+  seal(): void {
+    const ch = this.changes;
+    if (ch === null) return;
+    const live: Chain[] = [];
+    for (const c of ch.owned) {
+      // Removed since (or its name taken by another chain, which removed it first).
+      if (c.owner !== ch) continue;
+      c.owner = null;
+      live.push(c);
+      // Arrays grown by pushes have spare room; a big rule set has many small chains.
+      if (c.rules.length < 64) c.rules = c.rules.slice();
+      if (c.hasRefs()) this.refChains.set(c.name, c);
+      else if (this.refChains.size > 0) this.refChains.delete(c.name);
+    }
+    ch.owned = live;
+    this.lastChanges = ch;
+    this.changes = null;
+    this.lastWritable = null;
   }
 
   /** iptc_first_chain order: built-ins in hook order, then user chains sorted (strcmp). */
@@ -145,10 +339,32 @@ class Table {
     return [...builtins, ...users];
   }
 
+  /** Whether any rule jumps or goes to `name` (each chain's target list is kept). */
+  isReferenced(name: string): boolean {
+    if (this.refCounts !== null) return (this.refCounts.get(name) ?? 0) > 0;
+    let set = this.referenced;
+    if (set === null) {
+      set = new Set();
+      for (const c of this.chains.values()) for (const t of c.targets()) set.add(t);
+      this.referenced = set;
+    }
+    return set.has(name);
+  }
+
+  /** Rules that jump or go to `name`. */
   references(name: string): number {
-    let n = 0;
-    for (const c of this.chains.values()) for (const r of c.rules) if (r.chainTarget === name) n++;
-    return n;
+    let refs = this.refCounts;
+    if (refs === null) {
+      refs = new Map();
+      for (const c of this.chains.values()) {
+        for (const r of c.rules) {
+          const t = r.chainTarget;
+          if (t !== '') refs.set(t, (refs.get(t) ?? 0) + 1);
+        }
+      }
+      this.refCounts = refs;
+    }
+    return refs.get(name) ?? 0;
   }
 }
 
@@ -161,45 +377,123 @@ const K_RETURN = 3;
 const K_JUMP = 4;
 const K_GOTO = 5;
 const K_EXT = 6;
+/** DNAT/SNAT to fixed addresses: the request is a constant of the rule. */
+const K_NAT = 7;
 
+/** CRule.flags */
+const F_INV_SRC = 1;
+const F_INV_DST = 2;
+const F_INV_PROTO = 4;
+/** -f: only non-first fragments; ! -f: only first fragments and whole packets. */
+const F_FRAG = 8;
+const F_NOT_FRAG = 16;
+/** -i or -o given (see inIf/outIf and the four flags after this one). */
+const F_IFACE = 32;
+const F_IN_PREFIX = 64;
+const F_INV_IN = 128;
+const F_OUT_PREFIX = 256;
+const F_INV_OUT = 512;
+/** In an index run: reached only through its (dst, proto, dport) key, which implies the match. */
+const F_IMPLIED = 1024;
+/** `next` is a candidate inside an index run (no lookup there). */
+const F_NEXT_SKIP = 2048;
+/** The rule's only match is a plain -m tcp/udp: it needs the L4 header (first fragment). */
+const F_L4 = 4096;
+/** The rule's only match is statistic --mode random, inverted. */
+const F_PROB_INV = 8192;
+
+/**
+ * A compiled rule. The fields a packet reads come first and the rule's own state
+ * (counters) is here too, so that a rule costs few cache lines: with thousands of
+ * Services each new connection touches a few chains nobody touched recently.
+ */
 interface CRule {
-  rule: Rule;
-  num: number;
   smsk: number;
   src: number;
-  invSrc: boolean;
   dmsk: number;
   dst: number;
-  invDst: boolean;
-  /** null: any interface */
-  inIf: string | null;
-  inPrefix: boolean;
-  invIn: boolean;
-  outIf: string | null;
-  outPrefix: boolean;
-  invOut: boolean;
+  flags: number;
   proto: number;
-  invProto: boolean;
-  /** 0: no -f; 1: -f; 2: ! -f */
-  frag: number;
+  /** statistic --mode random inlined: match when 31 random bits < prob; -1 when none. */
+  prob: number;
   m: MatchFn[];
   kind: number;
-  jump: CChain | null;
-  tfn: TargetFn | null;
   /** Where evaluation continues after this rule (the next rule, or the next candidate in an index run). */
   next: number;
-  /** `next` is a candidate inside an index run (no lookup there). */
-  nextSkip: boolean;
+  jump: CChain | null;
+  tfn: TargetFn | null;
+  nat: NatRequest | null;
+  /** Counted here, added to the Rule when the rule is recompiled or its counters are read. */
+  packets: number;
+  bytes: number;
+  rule: Rule;
+  num: number;
+  /** Interface names without the "+" of a prefix; null: any. */
+  inIf: string | null;
+  outIf: string | null;
 }
 
 interface IndexRun {
   start: number;
   end: number;
-  map: Map<number, number>;
+  index: RunIndex;
+}
+
+/**
+ * The (dst, proto, dport) → first rule table of an index run: open addressing in one
+ * Int32Array of [dst, proto|port, rule + 1, 0] slots, so that a lookup touches one or two
+ * cache lines however many Services there are.
+ */
+class RunIndex {
+  private readonly slots: Int32Array;
+  private readonly mask: number;
+
+  constructor(entries: ReadonlyMap<number, number>) {
+    let size = 8;
+    while (size < entries.size * 2) size *= 2;
+    this.mask = size - 1;
+    this.slots = new Int32Array(size * 4);
+    for (const [key, rule] of entries) {
+      const dst = Math.floor(key / 262144) | 0;
+      const pp = key % 262144;
+      let i = RunIndex.hash(dst, pp) & this.mask;
+      while (this.slots[i * 4 + 2] !== 0) i = (i + 1) & this.mask;
+      this.slots[i * 4] = dst;
+      this.slots[i * 4 + 1] = pp;
+      this.slots[i * 4 + 2] = rule + 1;
+    }
+  }
+
+  private static hash(dst: number, pp: number): number {
+    return (Math.imul(dst, 0x9e3779b1) ^ Math.imul(pp + 1, 0x85ebca6b)) >>> 7;
+  }
+
+  /** The first rule of the run with this key, or -1. `dst` as int32, pp = proto bit | port. */
+  get(dst: number, pp: number): number {
+    const slots = this.slots;
+    let i = RunIndex.hash(dst, pp) & this.mask;
+    for (;;) {
+      const o = i * 4;
+      const rule = slots[o + 2]!;
+      if (rule === 0) return -1;
+      if (slots[o] === dst && slots[o + 1] === pp) return rule - 1;
+      i = (i + 1) & this.mask;
+    }
+  }
 }
 
 interface CChain {
   name: string;
+  /** The committed chain object. */
+  src: Chain;
+  /**
+   * The chain object `rules` were compiled from; null when they must be compiled (again)
+   * before use. Chains are compiled when a packet first enters them, so a commit costs
+   * only what changed, and chains no packet reaches cost no compiled form.
+   */
+  built: Chain | null;
+  /** A rule keeps state in its compiled matches: compiled again with every table change. */
+  stateful: boolean;
   rules: CRule[];
   runAt: Array<IndexRun | undefined>;
   policy: 'ACCEPT' | 'DROP' | null;
@@ -210,9 +504,16 @@ interface CTable {
   name: TableName;
   hooks: Array<CChain | null>;
   chains: Map<string, CChain>;
+  /** The committed table this is the compiled form of. */
+  table: Table | null;
+  /** Chains whose compiled rules keep state: compiled again after every change. */
+  stateful: Set<CChain>;
 }
 
 const NO_MATCHES: MatchFn[] = [];
+const NO_EXTS: MatchExt[] = [];
+const NO_RULES: CRule[] = [];
+const NO_RUNS: Array<IndexRun | undefined> = [];
 
 /** Runs shorter than this are evaluated rule by rule. */
 export const MIN_INDEX_RUN = 4;
@@ -224,7 +525,7 @@ function indexKey(dst: number, proto: number, dport: number): number {
 
 /** The (dst, proto, dport) key of a rule that differs from its neighbours only in those, or -1. */
 function ruleIndexKey(r: Rule): number {
-  if (r.smsk !== 0 || r.invSrc || r.dmsk !== 0xffffffff || r.invDst) return -1;
+  if (r.smsk !== 0 || r.invSrc || r.dmsk !== -1 || r.invDst) return -1;
   if (r.inIf !== '' || r.outIf !== '' || r.frag) return -1;
   if ((r.proto !== 6 && r.proto !== 17) || r.invProto) return -1;
   let dport = -1;
@@ -234,7 +535,7 @@ function ruleIndexKey(r: Rule): number {
     dport = m.exactDport();
     if (dport < 0) return -1;
   }
-  return dport < 0 ? -1 : indexKey(r.dst, r.proto, dport);
+  return dport < 0 ? -1 : indexKey(r.dst >>> 0, r.proto, dport);
 }
 
 /* ------------------------------------------------------------------ helpers */
@@ -285,6 +586,41 @@ class Txn {
   }
 }
 
+/**
+ * The shareable matches of one restore, one instance per name and key: identical
+ * stateless matches (kube-proxy writes the same few thousand many times) are kept once.
+ */
+class SharedMatches {
+  private readonly byName = new Map<string, Map<string | number, MatchExt>>();
+
+  /** The instance to keep for `m`: an earlier equal one, or m itself (then owned). */
+  keep(m: MatchExt): MatchExt {
+    if (!m.shareable) return m;
+    let known = this.byName.get(m.name);
+    if (known === undefined) this.byName.set(m.name, (known = new Map()));
+    const key = m.shareKey();
+    const found = known.get(key);
+    if (found !== undefined) return found;
+    m.own();
+    known.set(key, m);
+    return m;
+  }
+
+  /** One array for every rule whose only match is the same kept instance. */
+  private readonly single = new Map<MatchExt, MatchExt[]>();
+
+  /** The rule's match list, its matches kept (a list of one kept match is shared too). */
+  keepAll(ms: MatchExt[]): MatchExt[] {
+    for (let i = 0; i < ms.length; i++) ms[i] = this.keep(ms[i]!);
+    if (ms.length !== 1 || !ms[0]!.shareable) return ms;
+    const m = ms[0]!;
+    const known = this.single.get(m);
+    if (known !== undefined) return known;
+    this.single.set(m, ms);
+    return ms;
+  }
+}
+
 /* ------------------------------------------------------------------ the engine */
 
 export class Netfilter {
@@ -294,6 +630,8 @@ export class Netfilter {
   readonly nfacct = new Map<string, Counter>();
   /** Evaluation statistics: rules whose matches were tested, index lookups. */
   readonly stats = { rulesEvaluated: 0, indexLookups: 0 };
+  /** Counts committed changes (a command or a restore that changed a table). */
+  generation = 0;
   /** Called for every matching rule and every policy applied; null = off. */
   trace: ((ev: TraceEvent) => void) | null = null;
 
@@ -308,6 +646,8 @@ export class Netfilter {
   private readonly stackChain: CChain[] = [];
   private readonly stackPc = new Int32Array(MAX_STACK);
   private readonly stackSkip = new Uint8Array(MAX_STACK);
+  /** Counts validations: Chain.stamp tells whose scratch a chain's colour and mask are. */
+  private validations = 0;
   /** Set references by rules (a referenced set cannot be destroyed). */
   private setRefs = new Map<string, number>();
 
@@ -340,7 +680,16 @@ export class Netfilter {
       t = Table.create(name);
       this.tables.set(name, t);
       this.tableOrder.unshift(name);
-      this.compiled.set(name, this.compileTable(t));
+      const ct: CTable = {
+        name,
+        hooks: [null, null, null, null, null],
+        chains: new Map(),
+        table: null,
+        stateful: new Set(),
+      };
+      this.compileInto(ct, t);
+      for (const b of TABLE_BUILTINS[name]) ct.hooks[HOOK_OF[b]!] = ct.chains.get(b)!;
+      this.compiled.set(name, ct);
     }
     return t;
   }
@@ -348,6 +697,11 @@ export class Netfilter {
   /** @internal the committed table (instantiating it). */
   committedTable(name: TableName): Table {
     return this.instantiate(name);
+  }
+
+  /** Whether `table` has a chain of that name (without instantiating the table). */
+  hasChain(table: string, chain: string): boolean {
+    return isTableName(table) && (this.tables.get(table)?.chains.has(chain) ?? false);
   }
 
   /** Names of the instantiated tables, in iptables-save order. */
@@ -373,6 +727,8 @@ export class Netfilter {
     const stackChain = this.stackChain;
     const stackPc = this.stackPc;
     const stackSkip = this.stackSkip;
+    const random = this.env.random;
+    if (base.built === null) this.build(base, ct);
     let chain = base;
     let rules = chain.rules;
     let pc = 0;
@@ -395,11 +751,16 @@ export class Netfilter {
         const run = chain.runAt[pc];
         if (run !== undefined) {
           stats.indexLookups++;
-          let first: number | undefined;
-          if ((meta.proto === 6 || meta.proto === 17) && meta.dport >= 0 && meta.fragOff === 0) {
-            first = run.map.get(indexKey(meta.dst, meta.proto, meta.dport));
+          let first = -1;
+          if (
+            (meta.proto === 6 || meta.proto === 17) &&
+            meta.dport >= 0 &&
+            meta.sport >= 0 &&
+            meta.fragOff === 0
+          ) {
+            first = run.index.get(meta.dst | 0, (meta.proto === 17 ? 65536 : 0) + meta.dport);
           }
-          if (first === undefined) {
+          if (first < 0) {
             pc = run.end;
             continue;
           }
@@ -409,18 +770,18 @@ export class Netfilter {
       // (every path below sets skip again before the next rule)
       const r = rules[pc]!;
       stats.rulesEvaluated++;
-      if (!ruleMatches(r, meta)) {
+      if ((r.flags & F_IMPLIED) === 0 && !ruleMatches(r, meta, random)) {
         pc = r.next;
-        skip = r.nextSkip;
+        skip = (r.flags & F_NEXT_SKIP) !== 0;
         continue;
       }
-      r.rule.packets++;
-      r.rule.bytes += meta.ipLen;
+      r.packets++;
+      r.bytes += meta.ipLen;
       switch (r.kind) {
         case K_NONE:
           if (trace) this.emit(ct, chain, r);
           pc = r.next;
-          skip = r.nextSkip;
+          skip = (r.flags & F_NEXT_SKIP) !== 0;
           continue;
         case K_ACCEPT:
           if (trace) this.emit(ct, chain, r, 'ACCEPT');
@@ -450,9 +811,10 @@ export class Netfilter {
           }
           stackChain[sp] = chain;
           stackPc[sp] = r.next;
-          stackSkip[sp] = r.nextSkip ? 1 : 0;
+          stackSkip[sp] = (r.flags & F_NEXT_SKIP) !== 0 ? 1 : 0;
           sp++;
           chain = r.jump!;
+          if (chain.built === null) this.build(chain, ct);
           rules = chain.rules;
           pc = 0;
           skip = false;
@@ -460,16 +822,22 @@ export class Netfilter {
         case K_GOTO:
           if (trace) this.emit(ct, chain, r);
           chain = r.jump!;
+          if (chain.built === null) this.build(chain, ct);
           rules = chain.rules;
           pc = 0;
           skip = false;
           continue;
+        case K_NAT:
+          result.nat = r.nat;
+          result.verdict = Verdict.ACCEPT;
+          if (trace) this.emit(ct, chain, r, r.rule.target!.name);
+          return;
         default: {
           const v = r.tfn!(meta, result);
           if (v === T_CONTINUE) {
             if (trace) this.emit(ct, chain, r);
             pc = r.next;
-            skip = r.nextSkip;
+            skip = (r.flags & F_NEXT_SKIP) !== 0;
             continue;
           }
           result.verdict = v as Verdict;
@@ -508,106 +876,202 @@ export class Netfilter {
 
   /* ---------------------------------------------------------------- compile */
 
-  private compileTable(t: Table): CTable {
-    const cchains = new Map<string, CChain>();
-    for (const c of t.chains.values()) {
-      cchains.set(c.name, {
-        name: c.name,
-        rules: [],
-        runAt: [],
-        policy: c.policy,
-        counter: c.counter,
-      });
+  /**
+   * Brings a compiled table to `t`: compiled chains are kept by name (jumps point at
+   * them), chains that are gone are dropped, and chains whose object changed (a
+   * committed chain object never changes) are marked to be compiled on first use.
+   */
+  private compileInto(ct: CTable, t: Table): void {
+    const cchains = ct.chains;
+    const ch = t.lastChanges;
+    const update = (c: Chain): void => {
+      const cc = cchains.get(c.name);
+      if (cc === undefined) {
+        // Built-in chains are the entry points; others get theirs when a jump is compiled.
+        if (c.builtin) cchains.set(c.name, newCChain(c));
+        return;
+      }
+      cc.policy = c.policy;
+      cc.counter = c.counter;
+      if (cc.built === c && !cc.stateful) return;
+      flushChainCounters(cc);
+      cc.src = c;
+      cc.built = null;
+      cc.rules = NO_RULES;
+      cc.runAt = NO_RUNS;
+    };
+    if (ch !== null && ct.table !== null && ch.base === ct.table) {
+      // The change as the working copy recorded it: removed names, new chain objects,
+      // the built-ins (their counters restart), and chains that keep state.
+      for (const name of ch.removed) if (!t.chains.has(name)) cchains.delete(name);
+      for (const c of ch.owned) update(c);
+      for (const b of TABLE_BUILTINS[t.name]) update(t.chains.get(b)!);
+      for (const cc of ct.stateful) {
+        const c = t.chains.get(cc.name);
+        if (c !== undefined && cchains.get(cc.name) === cc) update(c);
+      }
+    } else {
+      for (const name of cchains.keys()) if (!t.chains.has(name)) cchains.delete(name);
+      for (const c of t.chains.values()) update(c);
     }
-    for (const c of t.chains.values()) {
-      const cc = cchains.get(c.name)!;
-      cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, cchains));
-      cc.runAt = this.useIndex ? buildIndex(c.rules, cc.rules) : [];
-    }
-    const hooks: Array<CChain | null> = [null, null, null, null, null];
-    for (const b of TABLE_BUILTINS[t.name]) hooks[HOOK_OF[b]!] = cchains.get(b)!;
-    return { name: t.name, hooks, chains: cchains };
+    ct.stateful.clear();
+    ct.table = t;
+    t.lastChanges = null;
   }
 
-  private compileRule(r: Rule, num: number, chains: Map<string, CChain>): CRule {
+  /** Compiles a chain of the committed table `ct` (see CChain.built). */
+  private build(cc: CChain, ct: CTable): void {
+    const c = cc.src;
+    cc.stateful = c.rules.some((r) => r.stateful);
+    if (cc.stateful) ct.stateful.add(cc);
+    cc.rules = c.rules.map((r, i) => this.compileRule(r, i + 1, ct));
+    cc.runAt = this.useIndex ? buildIndex(c.rules, cc.rules) : NO_RUNS;
+    cc.built = c;
+  }
+
+  private compileRule(r: Rule, num: number, ct: CTable): CRule {
     const inPrefix = r.inIf.endsWith('+');
     const outPrefix = r.outIf.endsWith('+');
-    const inIf = r.inIf === '' ? null : inPrefix ? r.inIf.slice(0, -1) : r.inIf;
-    const outIf = r.outIf === '' ? null : outPrefix ? r.outIf.slice(0, -1) : r.outIf;
+    let inIf: string | null = r.inIf === '' ? null : inPrefix ? r.inIf.slice(0, -1) : r.inIf;
+    let outIf: string | null = r.outIf === '' ? null : outPrefix ? r.outIf.slice(0, -1) : r.outIf;
+    if (inIf === '' && inPrefix && !r.invIn) inIf = null;
+    if (outIf === '' && outPrefix && !r.invOut) outIf = null;
+    let flags = 0;
+    if (r.invSrc) flags |= F_INV_SRC;
+    if (r.invDst) flags |= F_INV_DST;
+    if (r.invProto) flags |= F_INV_PROTO;
+    if (r.frag) flags |= r.invFrag ? F_NOT_FRAG : F_FRAG;
+    if (inIf !== null || outIf !== null) flags |= F_IFACE;
+    if (inPrefix) flags |= F_IN_PREFIX;
+    if (r.invIn) flags |= F_INV_IN;
+    if (outPrefix) flags |= F_OUT_PREFIX;
+    if (r.invOut) flags |= F_INV_OUT;
     let kind = K_NONE;
     let jump: CChain | null = null;
     let tfn: TargetFn | null = null;
+    let nat: NatRequest | null = null;
     if (r.target) {
-      kind = K_EXT;
-      tfn = r.target.compile(this.env);
+      nat = r.target.natRequest();
+      if (nat !== null) kind = K_NAT;
+      else {
+        kind = K_EXT;
+        tfn = r.target.compile(this.env);
+      }
     } else if (r.jump === 'ACCEPT') kind = K_ACCEPT;
     else if (r.jump === 'DROP' || r.jump === 'QUEUE') kind = K_DROP;
     else if (r.jump === 'RETURN') kind = K_RETURN;
     else if (r.jump !== '') {
       kind = r.goto ? K_GOTO : K_JUMP;
-      jump = chains.get(r.jump)!;
+      jump = compiledChain(ct, r.jump)!;
     }
+    // Matches: a single plain one (the common kube-proxy shapes) becomes fields of the
+    // rule; otherwise each compiles to a closure, tested in order.
+    let m = NO_MATCHES;
+    let prob = -1;
+    const active = r.matches.filter((x) => !x.inert);
+    const inline = active.length === 1 ? active[0]!.inline() : null;
+    if (inline !== null) {
+      if (inline.kind === 'l4') flags |= F_L4;
+      else {
+        prob = inline.probability;
+        if (inline.invert) flags |= F_PROB_INV;
+      }
+    } else if (active.length > 0) m = active.map((x) => x.compile(this.env));
     return {
-      rule: r,
-      num,
       smsk: r.smsk,
       src: r.src,
-      invSrc: r.invSrc,
       dmsk: r.dmsk,
       dst: r.dst,
-      invDst: r.invDst,
-      inIf: inIf === '' && inPrefix && !r.invIn ? null : inIf,
-      inPrefix,
-      invIn: r.invIn,
-      outIf: outIf === '' && outPrefix && !r.invOut ? null : outIf,
-      outPrefix,
-      invOut: r.invOut,
+      flags,
       proto: r.proto,
-      invProto: r.invProto,
-      frag: r.frag ? (r.invFrag ? 2 : 1) : 0,
-      m: r.matches.some((m) => !m.inert)
-        ? r.matches.filter((m) => !m.inert).map((m) => m.compile(this.env))
-        : NO_MATCHES,
+      prob,
+      m,
       kind,
+      next: num,
       jump,
       tfn,
-      next: num,
-      nextSkip: false,
+      nat,
+      packets: 0,
+      bytes: 0,
+      rule: r,
+      num,
+      inIf,
+      outIf,
     };
+  }
+
+  /** Adds the counts of compiled rules to their Rules (before counters are read or reset). */
+  private flushCounters(): void {
+    for (const ct of this.compiled.values()) {
+      for (const cc of ct.chains.values()) flushChainCounters(cc);
+    }
   }
 
   /* ---------------------------------------------------------------- validation and commit */
 
-  /** translate_table's checks: jumps, loops (ELOOP), per-rule checkentry with hook masks (EINVAL). */
+  /**
+   * translate_table's checks: jumps, loops (ELOOP), per-rule checkentry with hook masks
+   * (EINVAL). Chains are walked depth-first from the built-ins in hook order (a chain
+   * finished from one hook has no loop below it, so it is not walked again from the
+   * next); the hook masks then flow along the jumps in topological order. Checkentry
+   * runs again only for chains that changed or are now reached from other hooks.
+   */
   private validate(t: Table): void {
-    const hookMask = new Map<string, number>();
-    for (const b of TABLE_BUILTINS[t.name]) {
-      const bit = 1 << HOOK_OF[b]!;
-      const color = new Map<string, number>();
-      const visit = (c: Chain): void => {
-        color.set(c.name, 1);
-        hookMask.set(c.name, (hookMask.get(c.name) ?? 0) | bit);
-        for (const r of c.rules) {
-          const tgt = r.chainTarget;
-          if (tgt === '') continue;
-          const tc = t.chains.get(tgt);
-          if (!tc) throw new KernelError('ENOENT');
-          if (tc.builtin) throw new KernelError('EINVAL');
-          const col = color.get(tgt) ?? 0;
-          if (col === 1) throw new KernelError('ELOOP');
-          if (col === 0) visit(tc);
+    const chains = t.chains;
+    const stamp = ++this.validations;
+    const finished: Chain[] = [];
+    const visit = (c: Chain): void => {
+      c.color = 1;
+      // The target chains, looked up once (the mask pass below follows them too).
+      const names = c.targets();
+      const resolved: Chain[] = names.length === 0 ? NO_CHAINS : new Array<Chain>(names.length);
+      for (let i = 0; i < names.length; i++) {
+        const tc = chains.get(names[i]!);
+        if (!tc) throw new KernelError('ENOENT');
+        if (tc.builtin) throw new KernelError('EINVAL');
+        resolved[i] = tc;
+        if (tc.stamp !== stamp) {
+          tc.stamp = stamp;
+          tc.color = 0;
+          tc.mask = 0;
         }
-        color.set(c.name, 2);
-      };
-      visit(t.chains.get(b)!);
+        if (tc.color === 1) throw new KernelError('ELOOP');
+        if (tc.color === 0) visit(tc);
+      }
+      c.color = 2;
+      c.resolved = resolved;
+      finished.push(c);
+    };
+    for (const b of TABLE_BUILTINS[t.name]) {
+      const c = chains.get(b)!;
+      c.stamp = stamp;
+      c.color = 0;
+      c.mask = 1 << HOOK_OF[b]!;
+      visit(c);
+    }
+    // Reverse post-order is a topological order of the jumps (there is no loop).
+    for (let i = finished.length - 1; i >= 0; i--) {
+      const c = finished[i]!;
+      const resolved = c.resolved;
+      for (let j = 0; j < resolved.length; j++) resolved[j]!.mask |= c.mask;
+      c.resolved = NO_CHAINS;
     }
     const ctx = { table: t.name as string, hookMask: 0, proto: 0, invProto: false };
-    for (const c of t.chains.values()) {
-      ctx.hookMask = hookMask.get(c.name) ?? 0;
+    for (const c of chains.values()) {
+      // Chains no built-in chain reaches: mask 0.
+      const mask = c.stamp === stamp ? c.mask : 0;
+      if (c.checkedMask === mask) {
+        // Checked before, with the same hooks; only the ipsets may have changed since.
+        if (c.hasRefs()) for (const r of c.rules) if (r.hasRefs) this.checkSets(r);
+        continue;
+      }
+      ctx.hookMask = mask;
+      // A chain the walk reached had its targets looked up there.
+      const walked = c.stamp === stamp;
       for (const r of c.rules) {
         const tgt = r.chainTarget;
-        if (tgt !== '') {
-          const tc = t.chains.get(tgt);
+        if (tgt !== '' && !walked) {
+          const tc = chains.get(tgt);
           if (!tc) throw new KernelError('ENOENT');
           if (tc.builtin) throw new KernelError('EINVAL');
         }
@@ -620,6 +1084,15 @@ export class Netfilter {
         }
         if (r.target && !r.target.check(ctx)) throw new KernelError('EINVAL');
       }
+      c.checkedMask = mask;
+    }
+  }
+
+  /** The ipsets a rule names exist (ENOENT otherwise). */
+  private checkSets(r: Rule): void {
+    for (const m of r.matches) {
+      if (m.name !== 'set') continue;
+      for (const n of m.setNames()) if (!this.ipsets.get(n)) throw new KernelError('ENOENT');
     }
   }
 
@@ -635,12 +1108,15 @@ export class Netfilter {
    * change set them (rule counters are kept).
    */
   private swapIn(txn: Txn): void {
+    if (txn.work.size > 0) this.generation++;
     for (const [name, t] of txn.work) {
-      for (const c of t.chains.values()) {
-        if (c.builtin && !txn.countersSet.has(c.counter)) c.counter = { packets: 0, bytes: 0 };
+      for (const b of TABLE_BUILTINS[name]) {
+        const c = t.chains.get(b)!;
+        if (!txn.countersSet.has(c.counter)) c.counter = { packets: 0, bytes: 0 };
       }
+      t.seal();
       this.tables.set(name, t);
-      this.compiled.set(name, this.compileTable(t));
+      this.compileInto(this.compiled.get(name)!, t);
     }
     this.refreshReferences();
   }
@@ -649,8 +1125,9 @@ export class Netfilter {
     const recent = new Set<string>();
     const sets = new Map<string, number>();
     for (const t of this.tables.values()) {
-      for (const c of t.chains.values()) {
+      for (const c of t.refChains.values()) {
         for (const r of c.rules) {
+          if (!r.hasRefs) continue;
           for (const m of r.matches) {
             if (m.name === 'recent') for (const n of m.recentNames()) recent.add(n);
             else if (m.name === 'set')
@@ -724,47 +1201,70 @@ export class Netfilter {
     );
   }
 
-  /** Builds the rules of an -A/-I/-D/-C/-R command (one per source × destination). */
-  private buildRules(p: Parsed, t: Table): Rule[] {
-    if (
-      p.target === null &&
-      p.jumpto !== '' &&
-      !STANDARD_VERDICTS.has(p.jumpto) &&
-      !t.chains.has(p.jumpto)
-    ) {
+  /**
+   * The chain a rule jumps or goes to (null: none, or a standard verdict or extension
+   * target); refused as iptables refuses an unknown target.
+   */
+  private jumpChain(p: Parsed, t: Table): Chain | null {
+    if (p.target !== null || p.jumpto === '' || STANDARD_VERDICTS.has(p.jumpto)) return null;
+    const c = t.jumpTarget(p.jumpto);
+    if (c === undefined) {
       if (p.goto) throw new ParameterProblem(`goto '${p.jumpto}' is not a chain`);
       throw new ParameterProblem(`Couldn't load target \`${p.jumpto}':No such file or directory\n`);
     }
+    return c;
+  }
+
+  /** Builds the rules of an -A/-I/-D/-C/-R command (one per source × destination). */
+  private buildRules(p: Parsed, target: Chain | null): Rule[] {
+    // A jump names its chain by the chain's own string (the line's word is not kept).
+    const jump = target !== null ? target.name : p.target ? '' : p.jumpto;
+    // The parser's array holds exactly the matches (rule sets are large).
+    const matches = p.matches.length === 0 ? NO_EXTS : p.matches;
+    const srcs = p.srcs;
+    const dsts = p.dsts;
+    if (srcs.length === 1 && dsts.length === 1)
+      return [this.newRule(p, srcs[0]!, dsts[0]!, matches, jump)];
     const rules: Rule[] = [];
-    for (const s of p.srcs) {
-      for (const d of p.dsts) {
-        const r = new Rule();
-        r.src = s.addr;
-        r.smsk = s.mask;
-        r.dst = d.addr;
-        r.dmsk = d.mask;
-        r.invSrc = p.invSrc;
-        r.invDst = p.invDst;
-        r.inIf = p.inIf;
-        r.outIf = p.outIf;
-        r.invIn = p.invIn;
-        r.invOut = p.invOut;
-        r.proto = p.proto;
-        r.invProto = p.invProto;
-        r.frag = p.frag;
-        r.invFrag = p.invFrag;
-        r.matches = p.matches;
-        r.target = p.target;
-        r.jump = p.target ? '' : p.jumpto;
-        r.goto = p.goto;
-        if (p.options & OPT_COUNTERS) {
-          r.packets = p.pcnt;
-          r.bytes = p.bcnt;
-        }
-        rules.push(r.finish());
+    for (let i = 0; i < srcs.length; i++) {
+      for (let j = 0; j < dsts.length; j++) {
+        rules.push(this.newRule(p, srcs[i]!, dsts[j]!, matches, jump));
       }
     }
     return rules;
+  }
+
+  private newRule(
+    p: Parsed,
+    s: { addr: number; mask: number },
+    d: { addr: number; mask: number },
+    matches: MatchExt[],
+    jump: string,
+  ): Rule {
+    const r = new Rule();
+    r.src = s.addr | 0;
+    r.smsk = s.mask | 0;
+    r.dst = d.addr | 0;
+    r.dmsk = d.mask | 0;
+    r.invSrc = p.invSrc;
+    r.invDst = p.invDst;
+    r.inIf = p.inIf;
+    r.outIf = p.outIf;
+    r.invIn = p.invIn;
+    r.invOut = p.invOut;
+    r.proto = p.proto;
+    r.invProto = p.invProto;
+    r.frag = p.frag;
+    r.invFrag = p.invFrag;
+    r.matches = matches;
+    r.target = p.target;
+    r.jump = jump;
+    r.goto = p.goto;
+    if (p.options & OPT_COUNTERS) {
+      r.packets = p.pcnt;
+      r.bytes = p.bcnt;
+    }
+    return r.finish();
   }
 
   /** Executes a parsed command against the change `txn`; returns the output. */
@@ -782,15 +1282,14 @@ export class Netfilter {
         throw new ParameterProblem('Replacement rule does not specify a unique address');
       }
       const view = cmd === CMD_CHECK ? (txn.work.get(name) ?? committed) : txn.table(name);
-      const rules = this.buildRules(p, view);
-      const ch = chainOf(view, p.chain);
-      for (const r of rules) {
-        if (r.chainTarget !== '' && view.chains.get(r.chainTarget)!.builtin)
-          throw new KernelError('EINVAL');
-      }
+      const target = this.jumpChain(p, view);
+      const rules = this.buildRules(p, target);
+      const ch = cmd === CMD_CHECK ? chainOf(view, p.chain) : view.writable(p.chain ?? '');
+      if (ch === undefined) throw new KernelError('ENOENT');
+      if (target !== null && target.builtin && rules.length > 0) throw new KernelError('EINVAL');
       switch (cmd) {
         case CMD_APPEND:
-          ch.rules.push(...rules);
+          for (let i = 0; i < rules.length; i++) ch.rules.push(rules[i]!);
           break;
         case CMD_INSERT:
           if (p.rulenum - 1 > ch.rules.length) throw new KernelError('E2BIG_INS');
@@ -814,15 +1313,16 @@ export class Netfilter {
     }
     switch (cmd) {
       case CMD_DELETE_NUM: {
-        const ch = chainOf(txn.table(name), p.chain);
+        const t = txn.table(name);
+        const ch = chainOf(t, p.chain);
         if (p.rulenum - 1 >= ch.rules.length) throw new KernelError('E2BIG_DEL');
-        ch.rules.splice(p.rulenum - 1, 1);
+        t.writable(ch.name)!.rules.splice(p.rulenum - 1, 1);
         return '';
       }
       case CMD_FLUSH: {
         const t = txn.table(name);
         const chains = p.chain === null ? [...t.chains.values()] : [chainOf(t, p.chain)];
-        for (const c of chains) c.rules = [];
+        for (const c of chains) if (c.rules.length > 0) t.writable(c.name, true);
         return '';
       }
       case CMD_ZERO:
@@ -833,7 +1333,7 @@ export class Netfilter {
         const t = txn.table(name);
         if (t.chains.has(p.chain!) || STANDARD_VERDICTS.has(p.chain!))
           throw new KernelError('EEXIST');
-        t.chains.set(p.chain!, new Chain(p.chain!, false, null, { packets: 0, bytes: 0 }, []));
+        t.add(new Chain(p.chain!, false, null, USER_CHAIN_COUNTER, []));
         return '';
       }
       case CMD_DELETE_CHAIN: {
@@ -856,24 +1356,29 @@ export class Netfilter {
         return '';
       }
       case CMD_RENAME_CHAIN: {
+        // The renamed chain's jumps are copied with their counters.
+        this.flushCounters();
         const t = txn.table(name);
         const newname = p.newname!;
         if (t.chains.has(newname) || STANDARD_VERDICTS.has(newname))
           throw new KernelError('EEXIST_FILE');
         const c = t.chains.get(p.chain!);
         if (!c || c.builtin) throw new KernelError('ENOENT');
-        t.chains.delete(c.name);
-        t.chains.set(newname, new Chain(newname, false, null, c.counter, c.rules));
-        for (const ch of t.chains.values()) {
-          ch.rules = ch.rules.map((r) => (r.chainTarget === c.name ? retarget(r, newname) : r));
+        t.remove(c.name);
+        t.add(new Chain(newname, false, null, c.counter, [...c.rules]));
+        for (const ch of [...t.chains.values()]) {
+          if (!ch.rules.some((r) => r.chainTarget === c.name)) continue;
+          const w = t.writable(ch.name)!;
+          w.rules = w.rules.map((r) => (r.chainTarget === c.name ? retarget(r, newname) : r));
         }
         return '';
       }
       case CMD_SET_POLICY: {
         const t = txn.table(name);
-        const c = t.chains.get(p.chain!);
-        if (!c || !c.builtin) throw new KernelError('EBADPOLICYCHAIN');
+        const found = t.chains.get(p.chain!);
+        if (!found || !found.builtin) throw new KernelError('EBADPOLICYCHAIN');
         if (p.policy !== 'ACCEPT' && p.policy !== 'DROP') throw new KernelError('EBADPOLICY');
+        const c = t.writable(found.name)!;
         c.policy = p.policy;
         if (p.options & OPT_COUNTERS) {
           c.counter = { packets: p.pcnt, bytes: p.bcnt };
@@ -898,6 +1403,7 @@ export class Netfilter {
   }
 
   private zero(t: Table, p: Parsed): void {
+    this.flushCounters();
     if (p.command & CMD_ZERO_NUM) {
       const c = t.chains.get(p.chain ?? '');
       if (!c) throw new KernelError('ENOENT');
@@ -915,6 +1421,7 @@ export class Netfilter {
   }
 
   private list(t: Table, p: Parsed): string {
+    this.flushCounters();
     const f: ListFormat = {
       numeric: (p.options & OPT_NUMERIC) !== 0,
       verbose: (p.options & OPT_VERBOSE) !== 0,
@@ -938,6 +1445,7 @@ export class Netfilter {
   }
 
   private listRules(t: Table, p: Parsed): string {
+    this.flushCounters();
     const counters = (p.options & OPT_VERBOSE) !== 0;
     let out = '';
     let found = false;
@@ -969,6 +1477,7 @@ export class Netfilter {
    * (instantiating it), with [packets:bytes] before each rule when `counters`.
    */
   save(opts: { table?: string; counters?: boolean } = {}): string {
+    this.flushCounters();
     let names: TableName[];
     if (opts.table !== undefined) {
       try {
@@ -1026,22 +1535,30 @@ export class Netfilter {
       const msg = `${program}: line ${n} failed`;
       return new IptablesError(msg, `${msg}\n`, 1);
     };
-    const lines = text.split('\n');
-    if (lines[lines.length - 1] === '') lines.pop();
-    for (const raw of lines) {
+    const parseLine = restoreLineParser({ ipsets: this.ipsets });
+    const shared = new SharedMatches();
+    const n = text.length;
+    const argv: string[] = [];
+    let start = 0;
+    while (start < n) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = n;
+      // The line is text[from, end) plus the newline fgets() returns with it (added to a
+      // last line without one): words are taken from the input itself, lines are not copied.
+      const from = start;
+      start = end + 1;
       line++;
-      const ectx = this.errorContext(program, line);
-      const buffer = raw + '\n';
+      const first = text.charCodeAt(from);
       try {
-        if (buffer[0] === '\n' || buffer[0] === '#') continue;
-        if (buffer === 'COMMIT\n' && current !== null) {
+        if (from === end || first === 35 /* # */) continue;
+        if (end - from === 6 && current !== null && text.startsWith('COMMIT', from)) {
           this.validateOrFail(txn, current, line, failed);
           current = null;
           continue;
         }
-        if (buffer[0] === '*' && current === null) {
-          const tname = buffer
-            .slice(1)
+        if (first === 42 /* * */ && current === null) {
+          const tname = text
+            .slice(from + 1, end)
             .split(/[ \t\n]/)
             .find((s) => s !== '');
           if (tname === undefined)
@@ -1052,29 +1569,42 @@ export class Netfilter {
           current = tname;
           if (!noflush) {
             const t = txn.table(tname);
-            for (const c of t.chains.values()) c.rules = [];
-            for (const c of [...t.chains.values()]) if (!c.builtin) t.chains.delete(c.name);
+            for (const c of [...t.chains.values()]) {
+              if (!c.builtin) t.remove(c.name);
+              else if (c.rules.length > 0) t.writable(c.name, true);
+            }
           }
           continue;
         }
-        if (buffer[0] === ':' && current !== null) {
-          this.restoreChainLine(txn, txn.table(current), buffer, line, noflush, counters, program);
+        if (first === 58 /* : */ && current !== null) {
+          const words = splitWords(text, from + 1, end, 3);
+          this.restoreChainLine(txn, txn.table(current), words, line, noflush, counters, program);
           continue;
         }
         if (current === null) throw failed(line);
-        const argv: string[] = ['-t', current];
-        let rest = buffer;
-        if (rest[0] === '[') {
-          const close = rest.indexOf(']');
-          if (close < 0) throw new ParameterProblem(`Bad line ${line}: need ]`);
-          const inner = rest.slice(1, close);
+        // One array for the words of every line (emptying it would free its storage).
+        argv[0] = '-t';
+        argv[1] = current;
+        let argc = 2;
+        let wordsFrom = from;
+        if (first === 91 /* [ */) {
+          const close = text.indexOf(']', from);
+          if (close < 0 || close >= end) throw new ParameterProblem(`Bad line ${line}: need ]`);
+          const inner = text.slice(from + 1, close);
           const colon = inner.indexOf(':');
           if (colon < 0) throw new ParameterProblem(`Bad line ${line}: need :`);
-          if (counters) argv.push('--set-counters', inner.slice(0, colon), inner.slice(colon + 1));
-          rest = rest.slice(close + 1);
+          if (counters) {
+            argv[argc++] = '--set-counters';
+            argv[argc++] = inner.slice(0, colon);
+            argv[argc++] = inner.slice(colon + 1);
+          }
+          wordsFrom = close + 1;
         }
-        argv.push(...tokenizeRestoreLine(rest));
-        const p = parseCommand(argv, { ipsets: this.ipsets }, true);
+        argc = tokenizeRestoreWords(text, wordsFrom, end, argv, argc, true);
+        const p = parseLine(argv, argc);
+        // Identical stateless matches (kube-proxy writes the same few thousands of times)
+        // are kept once.
+        p.matches = shared.keepAll(p.matches);
         if (p.command & (CMD_VERSION | CMD_HELP)) continue;
         try {
           this.execute(p, txn);
@@ -1084,7 +1614,7 @@ export class Netfilter {
         }
       } catch (e) {
         if (e instanceof IptablesError) throw e;
-        throw this.toIptablesError(e, ectx);
+        throw this.toIptablesError(e, this.errorContext(program, line));
       }
     }
     if (current !== null) {
@@ -1114,16 +1644,12 @@ export class Netfilter {
   private restoreChainLine(
     txn: Txn,
     t: Table,
-    buffer: string,
+    words: string[],
     line: number,
     noflush: boolean,
     counters: boolean,
     program: string,
   ): void {
-    const words = buffer
-      .slice(1)
-      .split(/[ \t\n]+/)
-      .filter((s) => s !== '');
     const chain = words[0];
     if (chain === undefined)
       throw new ParameterProblem(`${program}: line ${line} chain name invalid`);
@@ -1131,10 +1657,10 @@ export class Netfilter {
       throw new ParameterProblem(`Invalid chain name \`${chain}' (28 chars max)`);
     const existing = t.chains.get(chain);
     if (!existing || !existing.builtin) {
-      if (noflush && existing) existing.rules = [];
+      if (noflush && existing) t.writable(chain, true);
       else if (existing || STANDARD_VERDICTS.has(chain)) {
         throw new ParameterProblem(`error creating chain '${chain}':File exists`);
-      } else t.chains.set(chain, new Chain(chain, false, null, { packets: 0, bytes: 0 }, []));
+      } else t.add(new Chain(detached(chain), false, null, USER_CHAIN_COUNTER, []));
     }
     const policy = words[1];
     if (policy === undefined) throw new ParameterProblem(`${program}: line ${line} policy invalid`);
@@ -1146,14 +1672,15 @@ export class Netfilter {
       if (!m) throw new ParameterProblem(`invalid policy counters for chain '${chain}'`);
       count = { packets: Number(m[1]), bytes: Number(m[2]) };
     }
-    const c = t.chains.get(chain)!;
+    const found = t.chains.get(chain)!;
     let err: string | null = null;
-    if (!c.builtin) err = errnoText.EBADPOLICYCHAIN;
+    if (!found.builtin) err = errnoText.EBADPOLICYCHAIN;
     else if (policy !== 'ACCEPT' && policy !== 'DROP') err = errnoText.EBADPOLICY;
     if (err !== null) {
       const msg = `${program} v${this.version} (legacy): Can't set policy \`${policy}' on \`${chain}' line ${line}: ${err}`;
       throw new IptablesError(msg, `${msg}\n`, 1);
     }
+    const c = t.writable(chain)!;
     c.policy = policy as 'ACCEPT' | 'DROP';
     if (counters && count) {
       c.counter = count;
@@ -1175,33 +1702,87 @@ export class Netfilter {
 
   /** Index runs of a chain (for tests and introspection): [first, last] rule numbers, 1-based. */
   indexRuns(table: TableName, chain: string): Array<[number, number]> {
-    const cc = this.compiled.get(table)?.chains.get(chain);
-    if (!cc) return [];
+    const ct = this.compiled.get(table);
+    const cc = ct === undefined ? undefined : compiledChain(ct, chain);
+    if (!ct || !cc) return [];
+    if (cc.built === null) this.build(cc, ct);
     return cc.runAt.filter((r): r is IndexRun => r !== undefined).map((r) => [r.start + 1, r.end]);
   }
 }
 
-function ruleMatches(r: CRule, m: PacketMeta): boolean {
-  if (((m.src & r.smsk) >>> 0 === r.src) === r.invSrc) return false;
-  if (((m.dst & r.dmsk) >>> 0 === r.dst) === r.invDst) return false;
-  if (r.inIf !== null && (r.inPrefix ? m.inIf.startsWith(r.inIf) : m.inIf === r.inIf) === r.invIn)
-    return false;
-  if (
-    r.outIf !== null &&
-    (r.outPrefix ? m.outIf.startsWith(r.outIf) : m.outIf === r.outIf) === r.invOut
-  ) {
-    return false;
+function ruleMatches(r: CRule, m: PacketMeta, random: () => number): boolean {
+  const f = r.flags;
+  if (((m.src & r.smsk) === r.src) === ((f & F_INV_SRC) !== 0)) return false;
+  if (((m.dst & r.dmsk) === r.dst) === ((f & F_INV_DST) !== 0)) return false;
+  if ((f & F_IFACE) !== 0 && !ifacesMatch(r, m, f)) return false;
+  if (r.proto !== 0 && (m.proto === r.proto) === ((f & F_INV_PROTO) !== 0)) return false;
+  if ((f & (F_FRAG | F_NOT_FRAG | F_L4)) !== 0) {
+    if ((f & F_FRAG) !== 0 && m.fragOff === 0) return false;
+    if ((f & F_NOT_FRAG) !== 0 && m.fragOff !== 0) return false;
+    // A plain -m tcp/udp: the ports are there (not a later fragment, header complete).
+    if ((f & F_L4) !== 0 && (m.fragOff !== 0 || m.sport < 0 || m.dport < 0)) return false;
   }
-  if (r.proto !== 0 && (m.proto === r.proto) === r.invProto) return false;
-  if (r.frag === 1 ? m.fragOff === 0 : r.frag === 2 && m.fragOff !== 0) return false;
   const ms = r.m;
   for (let i = 0; i < ms.length; i++) if (!ms[i]!(m)) return false;
+  // statistic --mode random: (get_random_u32() & 0x7FFFFFFF) < probability.
+  if (r.prob >= 0 && Math.floor(random() * 0x80000000) < r.prob === ((f & F_PROB_INV) !== 0))
+    return false;
   return true;
+}
+
+function ifacesMatch(r: CRule, m: PacketMeta, f: number): boolean {
+  const i = r.inIf;
+  if (
+    i !== null &&
+    ((f & F_IN_PREFIX) !== 0 ? m.inIf.startsWith(i) : m.inIf === i) === ((f & F_INV_IN) !== 0)
+  )
+    return false;
+  const o = r.outIf;
+  if (
+    o !== null &&
+    ((f & F_OUT_PREFIX) !== 0 ? m.outIf.startsWith(o) : m.outIf === o) === ((f & F_INV_OUT) !== 0)
+  )
+    return false;
+  return true;
+}
+
+function newCChain(c: Chain): CChain {
+  return {
+    name: c.name,
+    src: c,
+    built: null,
+    stateful: false,
+    rules: NO_RULES,
+    runAt: NO_RUNS,
+    policy: c.policy,
+    counter: c.counter,
+  };
+}
+
+/** The compiled chain of that name, created on first use; undefined if there is no such chain. */
+function compiledChain(ct: CTable, name: string): CChain | undefined {
+  let cc = ct.chains.get(name);
+  if (cc === undefined) {
+    const c = ct.table?.chains.get(name);
+    if (c === undefined) return undefined;
+    cc = newCChain(c);
+    ct.chains.set(name, cc);
+  }
+  return cc;
+}
+
+function flushChainCounters(cc: CChain): void {
+  for (const r of cc.rules) {
+    if (r.packets === 0 && r.bytes === 0) continue;
+    r.rule.packets += r.packets;
+    r.rule.bytes += r.bytes;
+    r.packets = r.bytes = 0;
+  }
 }
 
 /** Finds index runs; sets each rule's continuation; returns the run starting at each position. */
 function buildIndex(rules: Rule[], crules: CRule[]): Array<IndexRun | undefined> {
-  const runAt: Array<IndexRun | undefined> = [];
+  let runAt: Array<IndexRun | undefined> = NO_RUNS;
   const keys = rules.map(ruleIndexKey);
   let i = 0;
   while (i < rules.length) {
@@ -1217,12 +1798,14 @@ function buildIndex(rules: Rule[], crules: CRule[]): Array<IndexRun | undefined>
       for (let k = j - 1; k >= i; k--) {
         const key = keys[k]!;
         const nxt = later.get(key);
-        crules[k]!.next = nxt ?? j;
-        crules[k]!.nextSkip = nxt !== undefined;
+        const cr = crules[k]!;
+        cr.next = nxt ?? j;
+        cr.flags |= F_IMPLIED | (nxt !== undefined ? F_NEXT_SKIP : 0);
         later.set(key, k);
         map.set(key, k);
       }
-      runAt[i] = { start: i, end: j, map };
+      if (runAt === NO_RUNS) runAt = [];
+      runAt[i] = { start: i, end: j, index: new RunIndex(map) };
     }
     i = j;
   }
@@ -1233,9 +1816,9 @@ function deleteChain(t: Table, name: string): void {
   const c = t.chains.get(name);
   if (!c) throw new KernelError('ENOENT');
   if (c.builtin) throw new KernelError('EINVAL');
-  if (t.references(name) > 0) throw new KernelError('EMLINK');
+  if (t.isReferenced(name)) throw new KernelError('EMLINK');
   if (c.rules.length > 0) throw new KernelError('ENOTEMPTY');
-  t.chains.delete(name);
+  t.remove(name);
 }
 
 /** A copy of a rule jumping to a renamed chain. */
@@ -1245,11 +1828,111 @@ function retarget(r: Rule, chain: string): Rule {
   return n.finish();
 }
 
-/** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
-export function tokenizeRestoreLine(s: string): string[] {
+/**
+ * The first `max` words of s[from, to), separated by runs of spaces, tabs and newlines
+ * (the rest of the line is not looked at).
+ */
+function splitWords(s: string, from: number, to: number, max: number): string[] {
   const out: string[] = [];
-  const n = s.length;
-  let i = 0;
+  let i = from;
+  while (i < to && out.length < max) {
+    let c = s.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10) {
+      i++;
+      continue;
+    }
+    const start = i;
+    do c = s.charCodeAt(++i);
+    while (i < to && c !== 32 && c !== 9 && c !== 10);
+    out.push(s.slice(start, i));
+  }
+  return out;
+}
+
+/**
+ * The options restore inputs are mostly made of: the tokenizer gives these constants
+ * instead of a new string each, which saves allocating half a million small strings at
+ * 10,000 Services, and the parser's lookups of them hash constants (hash computed once).
+ */
+const KNOWN_WORDS = [
+  '-A',
+  '-C',
+  '-D',
+  '-I',
+  '-N',
+  '-X',
+  '-F',
+  '-P',
+  '-R',
+  '-j',
+  '-g',
+  '-m',
+  '-p',
+  '-s',
+  '-d',
+  '-i',
+  '-o',
+  '--comment',
+  '--dport',
+  '--sport',
+  '--dports',
+  '--mode',
+  '--probability',
+  '--name',
+  '--set',
+  '--rcheck',
+  '--seconds',
+  '--reap',
+  '--mark',
+  '--src-type',
+  '--dst-type',
+  '--ctstate',
+  '--to-destination',
+  '--to-source',
+  '--xor-mark',
+  '--or-mark',
+  '--random-fully',
+];
+/** KNOWN_WORDS by length and second character: KNOWN_BY_START[len * 128 + code]. */
+const KNOWN_BY_START: (string[] | undefined)[] = [];
+for (const w of KNOWN_WORDS) (KNOWN_BY_START[w.length * 128 + w.charCodeAt(1)] ??= []).push(w);
+
+/** s[from, to) as one of KNOWN_WORDS (options, which start with '-'), or null. */
+function knownWord(s: string, from: number, to: number): string | null {
+  const len = to - from;
+  if (len < 2 || len > 16 || s.charCodeAt(from) !== 45 /* - */) return null;
+  const list = KNOWN_BY_START[len * 128 + s.charCodeAt(from + 1)];
+  if (list === undefined) return null;
+  for (let k = 0; k < list.length; k++) {
+    const w = list[k]!;
+    let i = 2;
+    while (i < len && w.charCodeAt(i) === s.charCodeAt(from + i)) i++;
+    if (i === len) return w;
+  }
+  return null;
+}
+
+/** add_param_to_argv: whitespace-separated words, "…" quoting with \\-escapes inside quotes. */
+export function tokenizeRestoreLine(s: string, out: string[] = []): string[] {
+  out.length = tokenizeRestoreWords(s, 0, s.length, out, out.length, false);
+  return out;
+}
+
+/**
+ * tokenizeRestoreLine of s[from, to), a line of a larger text, into out[count…]; returns
+ * the new count. `eol`: as if the line went on with a newline (which an unterminated
+ * quote takes in). A word without quotes is one slice of the text.
+ */
+function tokenizeRestoreWords(
+  s: string,
+  from: number,
+  to: number,
+  out: string[],
+  count: number,
+  eol: boolean,
+): number {
+  const n = to;
+  let i = from;
   let buf = '';
   let inWord = false;
   while (i < n) {
@@ -1258,20 +1941,21 @@ export function tokenizeRestoreLine(s: string): string[] {
       // a quoted part: up to the closing quote, which ends the word (even an empty one)
       i++;
       let part = '';
-      let from = i;
+      let start = i;
       while (i < n && s.charCodeAt(i) !== 34) {
         if (s.charCodeAt(i) === 92 /* \\ */) {
-          part += s.slice(from, i);
+          part += s.slice(start, i);
           i++;
-          from = i;
+          start = i;
           if (i < n) i++;
           continue;
         }
         i++;
       }
-      part += s.slice(from, i);
+      part += s.slice(start, i);
+      if (i >= n && eol) part += '\n';
       if (i < n) {
-        out.push(buf + part);
+        out[count++] = buf + part;
         buf = '';
         inWord = false;
         i++;
@@ -1282,21 +1966,27 @@ export function tokenizeRestoreLine(s: string): string[] {
       continue;
     }
     if (c === 32 || c === 9 || c === 10) {
-      if (inWord && buf.length) out.push(buf);
+      if (inWord && buf.length) out[count++] = buf;
       buf = '';
       inWord = false;
       i++;
       continue;
     }
-    const from = i;
-    while (i < n) {
-      const d = s.charCodeAt(i);
-      if (d === 34 || d === 32 || d === 9 || d === 10) break;
+    const start = i;
+    let d = c;
+    do {
       i++;
+      if (i >= n) break;
+      d = s.charCodeAt(i);
+    } while (d !== 34 && d !== 32 && d !== 9 && d !== 10);
+    if (!inWord && (i >= n || d !== 34)) {
+      // The usual case: a whole word, ended by a blank or the end of the line.
+      out[count++] = knownWord(s, start, i) ?? s.slice(start, i);
+      continue;
     }
-    buf += s.slice(from, i);
+    buf += s.slice(start, i);
     inWord = true;
   }
-  if (buf.length) out.push(buf);
-  return out;
+  if (buf.length) out[count++] = buf;
+  return count;
 }

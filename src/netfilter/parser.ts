@@ -128,6 +128,8 @@ const BASE_OPTS: ReadonlyArray<[string, 0 | 1 | 2, string]> = [
 
 const BASE_ENTRIES: OptEntry[] = BASE_OPTS.map(([n, a, b]) => ({ name: n, hasArg: a, base: b }));
 const BASE_BY_NAME = new Map(BASE_ENTRIES.map((e) => [e.name, e]));
+/** The same by the word as typed ("--append"), for exact matches without slicing. */
+const BASE_BY_WORD = new Map(BASE_ENTRIES.map((e) => [`--${e.name}`, e]));
 
 function sameOption(a: OptEntry, b: OptEntry): boolean {
   if (a.hasArg !== b.hasArg) return false;
@@ -175,6 +177,10 @@ const SHORT_OPTS: Record<string, 0 | 1 | 2> = {
   x: 0,
 };
 
+/** SHORT_OPTS by character code (-1: no such option). */
+const SHORT_SPEC = new Int8Array(128).fill(-1);
+for (const [c, spec] of Object.entries(SHORT_OPTS)) SHORT_SPEC[c.charCodeAt(0)] = spec;
+
 /** The chain protocols xtables_parse_protocol knows before getprotobyname. */
 const CHAIN_PROTOS: Record<string, number> = {
   tcp: 6,
@@ -194,10 +200,20 @@ const CHAIN_PROTOS: Record<string, number> = {
   all: 0,
 };
 
+/**
+ * The extension factories and chain protocols as Maps: a property lookup with a word of
+ * the input (a string V8 has not internalized, usually a chain name that is no target)
+ * searches the engine's string table, a Map lookup only hashes the word.
+ */
+const MATCH_FACTORIES = new Map(Object.entries(MATCHES));
+const TARGET_FACTORIES = new Map(Object.entries(TARGETS));
+const CHAIN_PROTO_NUMBERS = new Map(Object.entries(CHAIN_PROTOS));
+
 export function parseProtocol(s: string): number {
   const n = strtoui(s, 0, 255);
   if (n !== null) return n;
-  if (CHAIN_PROTOS[s] !== undefined) return CHAIN_PROTOS[s];
+  const chainProto = CHAIN_PROTO_NUMBERS.get(s);
+  if (chainProto !== undefined) return chainProto;
   const p = protoNameToNumber(s);
   if (p >= 0) return p;
   throw new ParameterProblem(`unknown protocol "${s}" specified`);
@@ -240,8 +256,8 @@ export interface Parsed {
   pcnt: number;
   bcnt: number;
   /* the rule */
-  srcs: Array<{ addr: number; mask: number }>;
-  dsts: Array<{ addr: number; mask: number }>;
+  srcs: ReadonlyArray<{ addr: number; mask: number }>;
+  dsts: ReadonlyArray<{ addr: number; mask: number }>;
   invSrc: boolean;
   invDst: boolean;
   inIf: string;
@@ -267,17 +283,57 @@ interface OptEntry {
   ext?: { kind: 'match' | 'target'; name: string; opt: Opt };
 }
 
+/** An extension's options as merged into getopt's table, with the first entry of each word. */
+interface ExtOptBlock {
+  entries: OptEntry[];
+  byWord: Map<string, OptEntry>;
+}
+
+/** The option entries of an extension (the same for every instance): built once per option table. */
+const EXT_OPT_BLOCKS = {
+  match: new WeakMap<readonly Opt[], Map<string, ExtOptBlock>>(),
+  target: new WeakMap<readonly Opt[], Map<string, ExtOptBlock>>(),
+};
+
+function extOptBlock(kind: 'match' | 'target', ext: Ext): ExtOptBlock {
+  let byName = EXT_OPT_BLOCKS[kind].get(ext.opts);
+  if (byName === undefined) EXT_OPT_BLOCKS[kind].set(ext.opts, (byName = new Map()));
+  const cached = byName.get(ext.name);
+  if (cached !== undefined) return cached;
+  const entries = ext.opts.map((o): OptEntry => ({
+    name: o.name,
+    hasArg: o.arg ? 1 : 0,
+    ext: { kind, name: ext.name, opt: o },
+  }));
+  const byWord = new Map<string, OptEntry>();
+  for (const e of entries) if (!byWord.has(`--${e.name}`)) byWord.set(`--${e.name}`, e);
+  const block = { entries, byWord };
+  byName.set(ext.name, block);
+  return block;
+}
+
+/** xtables_parse_target's name checks, without a regular expression for the usual names. */
+function plainName(name: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const ok =
+      (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 45 || c === 95;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 function xtParseTarget(name: string): string {
   if (name.length < 1) throw new ParameterProblem('Invalid target name (too short)');
   if (name.length >= 29)
     throw new ParameterProblem(`Invalid target name \`${name}' (28 chars max)`);
-  if (/\s/.test(name)) throw new ParameterProblem(`Invalid target name \`${name}'`);
+  if (!plainName(name) && /\s/.test(name))
+    throw new ParameterProblem(`Invalid target name \`${name}'`);
   return name;
 }
 
-/** One run of iptables' do_parse over an argv (getopt_long state and the rule being built). */
-class CommandParser implements ParseCtx {
-  readonly p: Parsed = {
+function newParsed(): Parsed {
+  return {
     command: CMD_NONE,
     chain: null,
     rulenum: 0,
@@ -288,8 +344,8 @@ class CommandParser implements ParseCtx {
     verbose: 0,
     pcnt: 0,
     bcnt: 0,
-    srcs: [],
-    dsts: [],
+    srcs: NO_ADDRESSES,
+    dsts: NO_ADDRESSES,
     invSrc: false,
     invDst: false,
     inIf: '',
@@ -300,11 +356,23 @@ class CommandParser implements ParseCtx {
     invProto: false,
     frag: false,
     invFrag: false,
-    matches: [],
+    matches: NO_MATCHES,
     target: null,
     jumpto: '',
     goto: false,
   };
+}
+
+const NO_ADDRESSES: ReadonlyArray<{ addr: number; mask: number }> = [];
+const NO_MATCHES: MatchExt[] = [];
+const NO_WORDS: readonly string[] = [];
+
+/**
+ * iptables' do_parse over an argv (getopt_long state and the rule being built). One
+ * parser can parse line after line (a restore): its scratch arrays are reused.
+ */
+class CommandParser implements ParseCtx {
+  p: Parsed = newParsed();
   shostnetworkmask: string | null = null;
   dhostnetworkmask: string | null = null;
   protocol: string | null = null;
@@ -312,16 +380,41 @@ class CommandParser implements ParseCtx {
   tableSet = false;
   invert = false;
   optind = 0;
-  /** Extension option blocks, newest first (xtables_merge_options order). */
-  readonly extOpts: OptEntry[][] = [];
-  readonly loadedMatchNames = new Set<string>();
+  /** Extension option blocks, oldest first (looked up newest first: xtables_merge_options order). */
+  private readonly extOpts: ExtOptBlock[] = [];
+  private extCount = 0;
+  /** The matches loaded, in order (p.matches is set from them at the end). */
+  private readonly matchList: MatchExt[] = [];
+  private matchCount = 0;
   targetLoaded = false;
+  /** The last -j name that passed xtParseTarget and names no extension (see 'j'). */
+  private lastPlainTarget: string | null = null;
+  private argv: readonly string[] = NO_WORDS;
+  /** The words of argv that are the command line (a restore reuses one array). */
+  private argc = 0;
 
   constructor(
-    private readonly argv: string[],
     readonly services: ParseServices,
     private readonly restore: boolean,
   ) {}
+
+  /** Parses argv[0, argc): the Parsed is new, the parser's own state starts afresh. */
+  parse(argv: readonly string[], argc: number): Parsed {
+    this.p = newParsed();
+    this.shostnetworkmask = null;
+    this.dhostnetworkmask = null;
+    this.protocol = null;
+    this.protoUsed = false;
+    this.tableSet = false;
+    this.invert = false;
+    this.optind = 0;
+    this.extCount = 0;
+    this.matchCount = 0;
+    this.targetLoaded = false;
+    this.argv = argv;
+    this.argc = argc;
+    return this.run();
+  }
 
   get table(): string {
     return this.p.table;
@@ -333,7 +426,7 @@ class CommandParser implements ParseCtx {
     return this.p.invProto;
   }
   peekArg(): string | undefined {
-    return this.argv[this.optind];
+    return this.optind < this.argc ? this.argv[this.optind] : undefined;
   }
   takeArg(): string {
     return this.argv[this.optind++]!;
@@ -341,7 +434,7 @@ class CommandParser implements ParseCtx {
 
   private hasArg(): boolean {
     return (
-      this.optind < this.argv.length &&
+      this.optind < this.argc &&
       this.argv[this.optind]![0] !== '-' &&
       this.argv[this.optind]![0] !== '!'
     );
@@ -365,29 +458,21 @@ class CommandParser implements ParseCtx {
     this.p.command |= newcmd;
   }
 
+  /** Merges an extension's options, unless they are merged already (a second -m tcp). */
   private addExtOpts(kind: 'match' | 'target', ext: Ext) {
-    this.extOpts.unshift(
-      ext.opts.map(
-        (o) =>
-          ({
-            name: o.name,
-            hasArg: o.arg ? 1 : 0,
-            ext: { kind, name: ext.name, opt: o },
-          }) as OptEntry,
-      ),
-    );
+    const block = extOptBlock(kind, ext);
+    const blocks = this.extOpts;
+    for (let i = 0; i < this.extCount; i++) if (blocks[i] === block) return;
+    blocks[this.extCount++] = block;
   }
 
   private loadMatch(name: string): MatchExt {
-    const f = MATCHES[name];
+    const f = MATCH_FACTORIES.get(name);
     if (!f)
       throw new ParameterProblem(`Couldn't load match \`${name}':No such file or directory\n`);
     const m = f();
-    this.p.matches.push(m);
-    if (!this.loadedMatchNames.has(name)) {
-      this.loadedMatchNames.add(name);
-      this.addExtOpts('match', m);
-    }
+    this.matchList[this.matchCount++] = m;
+    this.addExtOpts('match', m);
     return m;
   }
 
@@ -395,7 +480,9 @@ class CommandParser implements ParseCtx {
     // getopt_long: an exact name wins (iptables' own options first, then the newest extension's)
     const exact = BASE_BY_NAME.get(name);
     if (exact) return exact;
-    for (const block of this.extOpts) for (const e of block) if (e.name === name) return e;
+    const blocks = this.extOpts;
+    for (let i = this.extCount - 1; i >= 0; i--)
+      for (const e of blocks[i]!.entries) if (e.name === name) return e;
     // else a unique abbreviation (entries for the same option count once)
     let first: OptEntry | null = null;
     let ambiguous = false;
@@ -405,7 +492,7 @@ class CommandParser implements ParseCtx {
       else if (!sameOption(first, e)) ambiguous = true;
     };
     BASE_ENTRIES.forEach(consider);
-    for (const block of this.extOpts) block.forEach(consider);
+    for (let i = this.extCount - 1; i >= 0; i--) blocks[i]!.entries.forEach(consider);
     return ambiguous ? 'ambiguous' : first;
   }
 
@@ -414,9 +501,9 @@ class CommandParser implements ParseCtx {
     let owner: Ext | undefined;
     if (x.kind === 'target') owner = this.p.target ?? undefined;
     else {
-      for (let i = this.p.matches.length - 1; i >= 0; i--) {
-        if (this.p.matches[i]!.name === x.name) {
-          owner = this.p.matches[i];
+      for (let i = this.matchCount - 1; i >= 0; i--) {
+        if (this.matchList[i]!.name === x.name) {
+          owner = this.matchList[i];
           break;
         }
       }
@@ -532,8 +619,16 @@ class CommandParser implements ParseCtx {
       case 'j': {
         this.setOption(OPT_JUMP, inv);
         if (optarg === 'CONTINUE') break;
+        // A restore jumps to the same chain line after line (KUBE-MARK-MASQ): a name
+        // that passed the checks and is no extension is remembered.
+        if (optarg !== null && optarg === this.lastPlainTarget) {
+          this.p.jumpto = optarg;
+          break;
+        }
         this.p.jumpto = xtParseTarget(optarg!);
-        const f = TARGETS[this.p.jumpto];
+        const f = TARGET_FACTORIES.get(this.p.jumpto);
+        if (f === undefined && !KNOWN_TARGET_NAMES.has(this.p.jumpto))
+          this.lastPlainTarget = this.p.jumpto;
         if (f) {
           this.p.target = f();
           if (!this.targetLoaded) {
@@ -631,6 +726,31 @@ class CommandParser implements ParseCtx {
     }
   }
 
+  /** An exact long option without "=": iptables' own first, then the newest extension's. */
+  private lookupWord(word: string): OptEntry | undefined {
+    const base = BASE_BY_WORD.get(word);
+    if (base !== undefined) return base;
+    const blocks = this.extOpts;
+    for (let i = this.extCount - 1; i >= 0; i--) {
+      const e = blocks[i]!.byWord.get(word);
+      if (e !== undefined) return e;
+    }
+    return undefined;
+  }
+
+  /** An extension's long option: its argument, then the extension's parse. */
+  private extOption(e: OptEntry, word: string, eqArg: string | null): void {
+    let arg = '';
+    if (e.hasArg === 1) {
+      if (eqArg !== null) arg = eqArg;
+      else if (this.optind < this.argc) arg = this.argv[this.optind++]!;
+      else throw new ParameterProblem(`option "${word}" requires an argument`);
+    } else if (eqArg !== null) {
+      throw new ParameterProblem(`unknown option "${word}"`);
+    }
+    this.dispatchExt(e, arg, this.invert);
+  }
+
   private handleUnknownLong(word: string, name: string, eqArg: string | null): void {
     for (;;) {
       const e = this.lookupLong(name);
@@ -639,15 +759,7 @@ class CommandParser implements ParseCtx {
           this.processBase(e, word, eqArg);
           return;
         }
-        let arg = '';
-        if (e.hasArg === 1) {
-          if (eqArg !== null) arg = eqArg;
-          else if (this.optind < this.argv.length) arg = this.argv[this.optind++]!;
-          else throw new ParameterProblem(`option "${word}" requires an argument`);
-        } else if (eqArg !== null) {
-          throw new ParameterProblem(`unknown option "${word}"`);
-        }
-        this.dispatchExt(e, arg, this.invert);
+        this.extOption(e, word, eqArg);
         return;
       }
       // load_proto
@@ -655,7 +767,7 @@ class CommandParser implements ParseCtx {
         this.protoUsed = true;
         const n = strtoui(this.protocol, 0, 255);
         const pname = n !== null ? protoToChainName(n) : this.protocol;
-        if (pname !== null && MATCHES[pname]) {
+        if (pname !== null && MATCH_FACTORIES.has(pname)) {
           this.loadMatch(pname);
           continue;
         }
@@ -668,7 +780,7 @@ class CommandParser implements ParseCtx {
     let optarg: string | null = null;
     if (e.hasArg === 1) {
       if (eqArg !== null) optarg = eqArg;
-      else if (this.optind < this.argv.length) optarg = this.argv[this.optind++]!;
+      else if (this.optind < this.argc) optarg = this.argv[this.optind++]!;
       else throw new ParameterProblem(`option "${word}" requires an argument`);
     } else if (e.hasArg === 2) optarg = eqArg;
     else if (eqArg !== null) throw new ParameterProblem(`unknown option "${word}"`);
@@ -677,11 +789,23 @@ class CommandParser implements ParseCtx {
   }
 
   run(): Parsed {
-    while (this.optind < this.argv.length) {
+    while (this.optind < this.argc) {
       const word = this.argv[this.optind++]!;
       if (word === '--') break;
       if (word.startsWith('--')) {
         const eq = word.indexOf('=');
+        if (eq < 0) {
+          // The usual case: the whole word is an option's name.
+          const exact = this.lookupWord(word);
+          if (exact !== undefined) {
+            if (exact.base !== undefined) this.processBase(exact, word, null);
+            else {
+              this.extOption(exact, word, null);
+              this.invert = false;
+            }
+            continue;
+          }
+        }
         const name = eq >= 0 ? word.slice(2, eq) : word.slice(2);
         const eqArg = eq >= 0 ? word.slice(eq + 1) : null;
         const e = this.lookupLong(name);
@@ -697,13 +821,14 @@ class CommandParser implements ParseCtx {
         // a cluster of short options
         for (let k = 1; k < word.length; k++) {
           const c = word[k]!;
-          const spec = SHORT_OPTS[c];
-          if (spec === undefined) throw new ParameterProblem(`unknown option "-${c}"`);
+          const code = word.charCodeAt(k);
+          const spec = code < 128 ? SHORT_SPEC[code]! : -1;
+          if (spec < 0) throw new ParameterProblem(`unknown option "-${c}"`);
           let optarg: string | null = null;
           const rest = word.slice(k + 1);
           if (spec === 1) {
             if (rest !== '') optarg = rest;
-            else if (this.optind < this.argv.length) optarg = this.argv[this.optind++]!;
+            else if (this.optind < this.argc) optarg = this.argv[this.optind++]!;
             else throw new ParameterProblem(`option "-${c}" requires an argument`);
             k = word.length;
           } else if (spec === 2) {
@@ -733,9 +858,12 @@ class CommandParser implements ParseCtx {
         '\nThe "nat" table is not intended for filtering, the use of DROP is therefore inhibited.\n\n',
       );
     }
-    for (const m of this.p.matches) m.finalCheck(this);
+    // The matches, in an array of exactly their number (rules keep it).
+    const matches = this.matchCount === 0 ? [] : this.matchList.slice(0, this.matchCount);
+    this.p.matches = matches;
+    for (let i = 0; i < matches.length; i++) matches[i]!.finalCheck(this);
     if (this.p.target) this.p.target.finalCheck(this);
-    if (this.optind < this.argv.length)
+    if (this.optind < this.argc)
       throw new ParameterProblem('unknown arguments found on commandline');
     if (this.p.command === CMD_NONE) throw new ParameterProblem('no command specified');
     if (this.invert) throw new ParameterProblem('nothing appropriate following !');
@@ -777,20 +905,46 @@ class CommandParser implements ParseCtx {
  * Parses one iptables command line (argv without the program name).
  * `restore`: as iptables-restore calls it (-t was given by the restore, -w refused).
  */
-export function parseCommand(argv: string[], services: ParseServices, restore = false): Parsed {
-  return new CommandParser(argv, services, restore).run();
+export function parseCommand(
+  argv: readonly string[],
+  services: ParseServices,
+  restore = false,
+): Parsed {
+  return new CommandParser(services, restore).parse(argv, argv.length);
 }
 
+/** parseCommand for line after line of a restore: parse(argv, argc) with one parser. */
+export function restoreLineParser(
+  services: ParseServices,
+): (argv: readonly string[], argc: number) => Parsed {
+  const parser = new CommandParser(services, true);
+  return (argv, argc) => parser.parse(argv, argc);
+}
+
+/** Per command bit (COMMANDS_V_OPTIONS row), the options it allows, as a bit set. */
+const ALLOWED_OPTIONS = COMMANDS_V_OPTIONS.map((row) => {
+  let m = 0;
+  for (let i = 0; i < OPT_FLAGS.length; i++) if (row[i] !== 'x') m |= 1 << i;
+  return m;
+});
+
+/**
+ * generic_opt_check: an option is illegal when every command given forbids it (one
+ * command allowing it is enough); the lowest such option is reported.
+ */
 function genericOptCheck(command: number, options: number): void {
+  let allowed = 0;
+  let any = false;
+  for (let j = 0; j < ALLOWED_OPTIONS.length; j++) {
+    if (!(command & (1 << j))) continue;
+    any = true;
+    allowed |= ALLOWED_OPTIONS[j]!;
+  }
+  if (!any) return;
+  const illegal = options & ~allowed & ((1 << OPT_FLAGS.length) - 1);
+  if (illegal === 0) return;
   for (let i = 0; i < OPT_FLAGS.length; i++) {
-    let legal = 0;
-    for (let j = 0; j < COMMANDS_V_OPTIONS.length; j++) {
-      if (!(command & (1 << j))) continue;
-      if (!(options & (1 << i))) continue;
-      if (COMMANDS_V_OPTIONS[j]![i] !== 'x') legal = 1;
-      else if (legal === 0) legal = -1;
-    }
-    if (legal === -1)
+    if (illegal & (1 << i))
       throw new ParameterProblem(`Illegal option \`-${OPT_FLAGS[i]}' with this command`);
   }
 }

@@ -22,7 +22,7 @@ import {
 import { formatLogLine, LOG_IPOPT, LOG_MACDECODE, LOG_TCPOPT, LOG_TCPSEQ, LOG_UID } from './log.js';
 import { serviceToPort } from './netdb.js';
 import { Hook, type NatRequest, type RejectWith } from './packet-meta.js';
-import { ipToString, numericToIp, saveString, strtoulPrefix, strtoui } from './util.js';
+import { dottedQuad, ipToString, saveString, strtoulPrefix, strtoui } from './util.js';
 
 const H = (h: number) => 1 << h;
 
@@ -171,9 +171,8 @@ function parseTo(arg: string, ok: boolean, r: NatRange, allowOffset: boolean): v
 
 /** inet_pton(AF_INET): exactly four decimal parts. */
 function inetPton(s: string): number | null {
-  if (!/^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(s)) return null;
-  if (s.split('.').some((p) => Number(p) > 255 || (p.length > 1 && p[0] === '0'))) return null;
-  return numericToIp(s);
+  const a = dottedQuad(s);
+  return a < 0 ? null : a;
 }
 
 function sprintRange(r: NatRange): string {
@@ -242,6 +241,21 @@ abstract class NatTarget extends TargetExt {
     return c.table === 'nat' && (c.hookMask & ~this.hooks) === 0;
   }
 
+  natRequest(): NatRequest | null {
+    const r = this.range;
+    if ((this.kind !== 'DNAT' && this.kind !== 'SNAT') || !r.mapIps) return null;
+    return Object.freeze({
+      kind: this.kind,
+      minAddr: r.minAddr,
+      maxAddr: r.maxAddr,
+      minPort: r.protoSpecified ? r.minPort : 0,
+      maxPort: r.protoSpecified ? r.maxPort : 0,
+      random: r.random,
+      randomFully: r.randomFully,
+      persistent: r.persistent,
+    });
+  }
+
   /** The NatRequest for a packet (address fields may depend on interfaces). */
   compile(env: EvalEnv): TargetFn {
     const r = this.range;
@@ -298,14 +312,28 @@ const DNAT_TARGET_OPTS: readonly Opt[] = [
   { name: 'persistent', id: 4, arg: false },
 ];
 
+/** Its constant properties are getters: a rule set has one DNAT target per endpoint. */
 export class DnatTarget extends NatTarget {
-  readonly name = 'DNAT';
-  readonly opts: readonly Opt[] = DNAT_TARGET_OPTS;
-  protected readonly kind = 'DNAT' as const;
-  protected readonly printOpt = 'to:';
-  protected readonly saveOpt = '--to-destination ';
-  protected readonly hooks = H(Hook.PREROUTING) | H(Hook.OUTPUT);
+  get name(): string {
+    return 'DNAT';
+  }
+  get opts(): readonly Opt[] {
+    return DNAT_TARGET_OPTS;
+  }
+  protected get kind(): 'DNAT' {
+    return 'DNAT';
+  }
+  protected get printOpt(): string {
+    return 'to:';
+  }
+  protected get saveOpt(): string {
+    return '--to-destination ';
+  }
+  protected get hooks(): number {
+    return DNAT_HOOKS;
+  }
 }
+const DNAT_HOOKS = H(Hook.PREROUTING) | H(Hook.OUTPUT);
 
 const SNAT_TARGET_OPTS: readonly Opt[] = [
   { name: 'to-source', id: 0, arg: true, mand: true },

@@ -7,10 +7,28 @@ import { ParameterProblem } from './errors.js';
 
 /** xtables_strtoul_base(s, NULL, …, min, max, 0): strict, base 0, no sign, no trailing garbage. */
 export function strtoui(s: string, min = 0, max = 0xffffffff): number | null {
+  const fast = plainDecimal(s, 0, s.length);
+  if (fast >= 0) return fast < min || fast > max ? null : fast;
   const r = strtoulPrefix(s);
   if (r === null || r.end !== s.length) return null;
   if (r.value < min || r.value > max) return null;
   return r.value;
+}
+
+/**
+ * The value of s[from, to) when it is a plain decimal number of 1–9 digits without a
+ * leading zero (or "0"): what base 0 reads the same way. -1 for anything else.
+ */
+function plainDecimal(s: string, from: number, to: number): number {
+  const len = to - from;
+  if (len < 1 || len > 9) return -1;
+  let v = 0;
+  for (let i = from; i < to; i++) {
+    const d = s.charCodeAt(i) - 48;
+    if (d < 0 || d > 9 || (d === 0 && i === from && len > 1)) return -1;
+    v = v * 10 + d;
+  }
+  return v;
 }
 
 /**
@@ -86,8 +104,31 @@ export function maskToListString(mask: number): string {
   return c >= 0 ? `/${c}` : `/${ipToString(mask)}`;
 }
 
+/**
+ * "a.b.c.d" with four plain decimal parts (no sign, no leading zero) of at most 255, as
+ * inet_pton(AF_INET) reads it; -1 for anything else.
+ */
+export function dottedQuad(s: string): number {
+  const n = s.length;
+  if (n < 7 || n > 15) return -1;
+  let a = 0;
+  let from = 0;
+  for (let part = 0; part < 4; part++) {
+    const to = part < 3 ? s.indexOf('.', from) : n;
+    if (to < 0) return -1;
+    const v = plainDecimal(s, from, to);
+    if (v < 0 || v > 255) return -1;
+    a = a * 256 + v;
+    from = to + 1;
+  }
+  return a;
+}
+
 /** __numeric_to_ipaddr: 1–4 dotted parts (base 0 each), missing trailing parts are 0. */
 export function numericToIp(dotted: string, isMask = false): number | null {
+  // The common case: four plain decimal parts of at most 255.
+  const quad = dottedQuad(dotted);
+  if (quad >= 0) return quad;
   const parts = dotted.slice(0, 19).split('.');
   if (parts.length > 4) {
     // strncpy to 19 chars then 3 strchr('.') then the rest must be one number
@@ -152,9 +193,23 @@ export function parseMask(mask: string | undefined): number {
   return cidrToMask(bits);
 }
 
+const ANY_ADDRESS: ReadonlyArray<{ addr: number; mask: number }> = Object.freeze([
+  Object.freeze({ addr: 0, mask: 0 }),
+]);
+
 /** xtables_ipparse_multiple: "a[/m][,b[/m]…]" → address/mask pairs, address &= mask. */
-export function parseHostNetworkMasks(spec: string): Array<{ addr: number; mask: number }> {
-  if (spec === '0.0.0.0/0') return [{ addr: 0, mask: 0 }];
+export function parseHostNetworkMasks(spec: string): ReadonlyArray<{ addr: number; mask: number }> {
+  if (spec === '0.0.0.0/0') return ANY_ADDRESS;
+  // The usual case: one dotted quad, with or without a plain prefix length.
+  if (spec.indexOf(',') < 0) {
+    const slash = spec.lastIndexOf('/');
+    const addr = dottedQuad(slash >= 0 ? spec.slice(0, slash) : spec);
+    const bits = slash >= 0 ? plainDecimal(spec, slash + 1, spec.length) : 32;
+    if (addr >= 0 && bits >= 0 && bits <= 32) {
+      const mask = cidrToMask(bits);
+      return mask === 0 ? ANY_ADDRESS : [{ addr: (addr & mask) >>> 0, mask }];
+    }
+  }
   const out: Array<{ addr: number; mask: number }> = [];
   for (const item of spec.split(',')) {
     const slash = item.lastIndexOf('/');
@@ -169,6 +224,17 @@ export function parseHostNetworkMasks(spec: string): Array<{ addr: number; mask:
     out.push({ addr: (addr & mask) >>> 0, mask });
   }
   return out;
+}
+
+/**
+ * A copy of s that does not keep a larger string alive: a word of a restore input is a
+ * slice of the whole input, which stays in memory as long as the slice does (V8 copies
+ * substrings shorter than 13 characters anyway).
+ */
+export function detached(s: string): string {
+  if (s.length < 13) return s;
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return s;
+  return Buffer.from(s, 'latin1').toString('latin1');
 }
 
 /** printf("%-Ns", s) */

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -116,3 +116,24 @@ export function netnsList(): string[] {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The resolv.conf the kubelet writes for a ClusterFirst pod of `namespace` on this
+ * machine (pkg/kubelet/network/dns/dns.go): the cluster's search path, then the node's
+ * own search domains (the last `search` line of /etc/resolv.conf, without "." and
+ * trailing dots), the cluster DNS, ndots:5 — in containerd's order.
+ */
+export function clusterFirstResolvConf(
+  namespace: string,
+  dnsIP = '10.96.0.10',
+  zone = 'cluster.local',
+): string {
+  let nodeSearch: string[] = [];
+  for (const line of readFileSync('/etc/resolv.conf', 'utf8').split('\n')) {
+    const [key, ...rest] = line.trim().split(/\s+/);
+    if (key === 'search')
+      nodeSearch = rest.filter((s) => s !== '.').map((s) => s.replace(/\.$/, ''));
+  }
+  const search = new Set([`${namespace}.svc.${zone}`, `svc.${zone}`, zone, ...nodeSearch]);
+  return `search ${[...search].join(' ')}\nnameserver ${dnsIP}\noptions ndots:5\n`;
+}

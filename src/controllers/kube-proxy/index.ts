@@ -35,4 +35,5 @@ export {
   type KubeProxyOptions,
   type KubeProxyRules,
   type KubeProxyServiceInput,
+  type KubeProxyServiceRecord,
 } from './proxier.js';

@@ -9,7 +9,7 @@
  * features).
  */
 import {
-  allServiceEndpoints,
+  allServiceEndpointLists,
   cidrContains,
   formatCidr,
   formatIPv4,
@@ -203,6 +203,12 @@ export interface KubeProxyOptions {
   nfacct?: boolean;
   /** net.netfilter.nf_conntrack_tcp_be_liberal != 0: no INVALID drop rule. Default false. */
   conntrackTCPBeLiberal?: boolean;
+  /**
+   * Write every Service's chains even when a previous sync is given (kube-proxy's
+   * needFullSync: on start, after a failed restore, when its tables were changed behind
+   * its back). Default false: a sync on top of `previous` is partial.
+   */
+  fullSync?: boolean;
 }
 
 export interface KubeProxyRules {
@@ -240,6 +246,39 @@ export interface KubeProxyRules {
   /** Endpoints counted for large-cluster mode, and whether it is on (> 1000). */
   totalEndpoints: number;
   largeClusterMode: boolean;
+  /**
+   * False for a full sync; true when the chains of unchanged Services were left out of
+   * the restore input (they stay as the previous sync wrote them).
+   */
+  partial: boolean;
+  /** Services whose chains this sync writes (all of them on a full sync). */
+  writtenServices: number;
+  /**
+   * Per Service ("namespace/name"): what its chains were computed from, and the nat
+   * chains it has, for the next sync to tell unchanged Services and stale chains.
+   */
+  services: ReadonlyMap<string, KubeProxyServiceRecord>;
+  /** The options every Service's chains depend on (a change forces a full sync). */
+  syncKey: string;
+  /**
+   * The cluster state this sync was computed from (kubeProxyRules): the next sync works
+   * out only the endpoints of Services that changed since (see allServiceEndpoints).
+   */
+  syncedState?: ClusterState;
+}
+
+/** What a sync leaves for the next one about one Service. */
+export interface KubeProxyServiceRecord {
+  /** Everything its chains are computed from: equal fingerprints, equal chains. */
+  fingerprint: string;
+  /** Its SVC/SVL/EXT/FW/SEP chains, in declaration order. */
+  chains: string[];
+  /**
+   * The Service object, endpoints and options its port infos came from: a sync given
+   * the same objects (unchanged Services, see allServiceEndpoints' `previous`) takes
+   * the port infos and fingerprint over.
+   */
+  source?: ServicePorts;
 }
 
 /** One Service with its endpoints: the input of kubeProxyRulesFor. */
@@ -262,6 +301,10 @@ interface EndpointInfo {
 }
 
 interface PortInfo {
+  /** "namespace/name" of the Service. */
+  service: string;
+  /** All the Service's port infos, with what they came from (for the next sync). */
+  source: ServicePorts | null;
   nameString: string;
   protocol: string;
   clusterIP: string;
@@ -296,6 +339,7 @@ interface Resolved {
 }
 
 const LOOPBACK = 0x7f000001; // 127.0.0.1
+const NO_ENDPOINTS: readonly ServicePortEndpoints[] = [];
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
@@ -396,12 +440,8 @@ function loadBalancerVIPsOf(svc: ServiceState, opts: KubeProxyOptions): string[]
     : [];
 }
 
-function endpointInfos(
-  nameString: string,
-  protocol: string,
-  list: readonly ServiceEndpoint[],
-  nodeName: string,
-): EndpointInfo[] {
+/** The port's endpoints; their chain names are filled in when the chains are written. */
+function endpointInfos(list: readonly ServiceEndpoint[], nodeName: string): EndpointInfo[] {
   const out: EndpointInfo[] = [];
   for (const ep of list) {
     // The cluster state holds valid addresses; leave out anything IPv6.
@@ -427,28 +467,63 @@ function endpointInfos(
     out[n++] = ep;
   }
   out.length = n;
-  for (const ep of out) ep.chain = endpointChainName(nameString, protocol, ep.str);
   return out;
 }
 
+/** A Service's port infos and fingerprint, and the Service object and endpoints they came from. */
+export interface ServicePorts {
+  service: ServiceState;
+  endpoints: readonly ServicePortEndpoints[];
+  nodeName: string;
+  loadBalancerVIPs: string[];
+  ports: PortInfo[];
+  fingerprint: string;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * The port infos of every Service (sorted), and each Service's fingerprint. A Service the
+ * previous sync saw with the same objects keeps its port infos.
+ */
 function portInfos(
   inputs: readonly KubeProxyServiceInput[],
   opts: KubeProxyOptions,
   r: Resolved,
-): PortInfo[] {
+  previous: KubeProxyRules | undefined,
+): { ports: PortInfo[]; fingerprints: Map<string, string> } {
   const sorted = [...inputs].sort(
     (a, b) => cmp(a.service.namespace, b.service.namespace) || cmp(a.service.name, b.service.name),
   );
   const out: PortInfo[] = [];
+  const fingerprints = new Map<string, string>();
   for (const { service: svc, endpoints } of sorted) {
     // ShouldSkipService: headless, no ClusterIP, ExternalName.
     if (svc.type === 'ExternalName' || svc.headless || svc.clusterIP === null) continue;
     const clusterIP = parseIPv4(svc.clusterIP);
     if (clusterIP === null) continue; // not IPv4
+    const loadBalancerVIPs = loadBalancerVIPsOf(svc, opts);
+    const key = `${svc.namespace}/${svc.name}`;
+    const known = previous?.services.get(key)?.source;
+    if (
+      known !== undefined &&
+      known.service === svc &&
+      known.endpoints === endpoints &&
+      known.nodeName === r.nodeName &&
+      sameStrings(known.loadBalancerVIPs, loadBalancerVIPs)
+    ) {
+      for (const p of known.ports) out.push(p);
+      fingerprints.set(key, known.fingerprint);
+      continue;
+    }
+    const first = out.length;
     const externalPolicyLocal =
       serviceExternallyAccessible(svc) && svc.externalTrafficPolicy === 'Local';
     const externalIPs = ipv4Strings(svc.externalIPs);
-    const loadBalancerVIPs = loadBalancerVIPsOf(svc, opts);
     const sourceRanges = sourceRangesOf(svc);
     const healthCheckNodePort =
       svc.type === 'LoadBalancer' && externalPolicyLocal ? (svc.healthCheckNodePort ?? 0) : 0;
@@ -460,6 +535,8 @@ function portInfos(
       const protocol = port.protocol.toLowerCase();
       const eps = endpoints.find((e) => e.portName === port.name && e.protocol === port.protocol);
       out.push({
+        service: key,
+        source: null,
         nameString,
         protocol,
         clusterIP: formattedClusterIP,
@@ -474,11 +551,24 @@ function portInfos(
         clientIPAffinity,
         stickyMaxAgeSeconds: svc.sessionAffinityTimeoutSeconds,
         hash: portProtoHash(nameString, protocol),
-        endpoints: endpointInfos(nameString, protocol, eps?.endpoints ?? [], r.nodeName),
+        endpoints: endpointInfos(eps?.endpoints ?? [], r.nodeName),
       });
     }
+    if (out.length === first) continue;
+    const ports = out.slice(first);
+    const fingerprint = serviceFingerprint(ports);
+    fingerprints.set(key, fingerprint);
+    const source: ServicePorts = {
+      service: svc,
+      endpoints,
+      nodeName: r.nodeName,
+      loadBalancerVIPs,
+      ports,
+      fingerprint,
+    };
+    for (const p of ports) p.source = source;
   }
-  return out;
+  return { ports: out, fingerprints };
 }
 
 /**
@@ -521,10 +611,10 @@ export function kubeProxyRulesFor(
 ): KubeProxyRules {
   const r = resolveOptions(opts);
   const mark = r.mark;
-  const filterChains: string[] = [];
-  const filterRules: string[] = [];
-  const natChains: string[] = [];
-  const natRules: string[] = [];
+  const filterChains = new LineBuffer();
+  const filterRules = new LineBuffer();
+  const natChains = new LineBuffer();
+  const natRules = new LineBuffer();
   const filterChainNames: string[] = [];
   const natChainNames: string[] = [];
   const declareFilter = (c: string) => {
@@ -564,15 +654,57 @@ export function kubeProxyRulesFor(
     );
   }
 
-  const ports = portInfos(inputs, opts, r);
+  const { ports, fingerprints } = portInfos(inputs, opts, r, previous);
   let totalEndpoints = 0;
   for (const p of ports) totalEndpoints += p.endpoints.length;
   const largeClusterMode = totalEndpoints > LARGE_CLUSTER_ENDPOINTS_THRESHOLD;
   const probabilities: string[] = [];
   const probability = (n: number) => (probabilities[n] ??= computeProbability(n));
 
+  // Partial sync (syncProxyRules' tryPartialSync): the SVC/SVL/EXT/FW/SEP chains of a
+  // Service whose Service and endpoints are as in the previous sync are left out of the
+  // restore input; they stay as they are (and count as active). The top-level chains
+  // and the filter table are always written whole.
+  const syncKey = [
+    r.masqueradeAll,
+    opts.clusterCIDR.trim(),
+    r.nodeIP ?? '',
+    r.nodeName,
+    largeClusterMode,
+  ].join('|');
+  const partial =
+    previous !== undefined && !(opts.fullSync ?? false) && previous.syncKey === syncKey;
+  const services = new Map<string, KubeProxyServiceRecord>();
+  let writtenServices = 0;
+  let record: KubeProxyServiceRecord | null = null;
+  let keep = false;
+
   for (const p of ports) {
     const S = p.nameString;
+    if (!services.has(p.service)) {
+      const fingerprint = fingerprints.get(p.service)!;
+      const before = partial ? previous!.services.get(p.service) : undefined;
+      keep = before !== undefined && before.fingerprint === fingerprint;
+      if (keep) {
+        record = before!;
+        // The same chains; the objects they came from are this sync's now.
+        if (p.source !== null) record.source = p.source;
+      } else {
+        record = { fingerprint, chains: [], ...(p.source !== null ? { source: p.source } : {}) };
+      }
+      services.set(p.service, record);
+      // Kept: its chains stay as they are, and stay active.
+      if (keep) for (const c of record.chains) natChainNames.push(c);
+      else writtenServices++;
+    }
+    // The chains of this port: declared and written, unless the Service is kept.
+    const out: LineBuffer | null = keep ? null : natRules;
+    const chainOf = (c: string) => {
+      if (keep) return;
+      declareNat(c);
+      record!.chains.push(c);
+    };
+    if (!keep) for (const ep of p.endpoints) ep.chain = endpointChainName(S, p.protocol, ep.str);
     const proto = `-m ${p.protocol} -p ${p.protocol}`;
     const externallyAccessible =
       p.nodePort !== 0 || p.loadBalancerVIPs.length > 0 || p.externalIPs.length > 0;
@@ -704,12 +836,12 @@ export function kubeProxyRulesFor(
     }
 
     // Internal traffic: masquerade what does not come from a pod (or everything).
-    if (hasInternalEndpoints) {
+    if (hasInternalEndpoints && out !== null) {
       const args = `-m comment --comment "${S} cluster IP" ${proto} -d ${p.clusterIP} ${dport}`;
       if (r.masqueradeAll) {
-        natRules.push(`-A ${internalTrafficChain} ${args} -j ${KUBE_MARK_MASQ}`);
+        out.push(`-A ${internalTrafficChain} ${args} -j ${KUBE_MARK_MASQ}`);
       } else if (r.localDetector !== null) {
-        natRules.push(
+        out.push(
           `-A ${internalTrafficChain} ${args} ${r.localDetector.ifNotLocal} -j ${KUBE_MARK_MASQ}`,
         );
       }
@@ -717,88 +849,99 @@ export function kubeProxyRulesFor(
 
     // External destinations (NodePort, LB IPs, externalIPs).
     if (usesExternalTrafficChain) {
-      declareNat(externalTrafficChain);
-      if (!p.externalPolicyLocal) {
-        natRules.push(
-          `-A ${externalTrafficChain} -m comment --comment "masquerade traffic for ${S} external destinations" -j ${KUBE_MARK_MASQ}`,
-        );
-      } else {
-        if (r.localDetector !== null) {
-          natRules.push(
-            `-A ${externalTrafficChain} -m comment --comment "pod traffic for ${S} external destinations" ${r.localDetector.ifLocal} -j ${clusterPolicyChain}`,
+      chainOf(externalTrafficChain);
+      if (out !== null) {
+        if (!p.externalPolicyLocal) {
+          out.push(
+            `-A ${externalTrafficChain} -m comment --comment "masquerade traffic for ${S} external destinations" -j ${KUBE_MARK_MASQ}`,
+          );
+        } else {
+          if (r.localDetector !== null) {
+            out.push(
+              `-A ${externalTrafficChain} -m comment --comment "pod traffic for ${S} external destinations" ${r.localDetector.ifLocal} -j ${clusterPolicyChain}`,
+            );
+          }
+          out.push(
+            `-A ${externalTrafficChain} -m comment --comment "masquerade LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`,
+          );
+          out.push(
+            `-A ${externalTrafficChain} -m comment --comment "route LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${clusterPolicyChain}`,
           );
         }
-        natRules.push(
-          `-A ${externalTrafficChain} -m comment --comment "masquerade LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`,
-        );
-        natRules.push(
-          `-A ${externalTrafficChain} -m comment --comment "route LOCAL traffic for ${S} external destinations" -m addrtype --src-type LOCAL -j ${clusterPolicyChain}`,
-        );
-      }
-      if (hasExternalEndpoints) {
-        natRules.push(`-A ${externalTrafficChain} -j ${externalPolicyChain}`);
+        if (hasExternalEndpoints) {
+          out.push(`-A ${externalTrafficChain} -j ${externalPolicyChain}`);
+        }
       }
     }
 
     // loadBalancerSourceRanges.
     if (usesFWChain) {
-      declareNat(fwChain);
-      const head = `-A ${fwChain} -m comment --comment "${S} loadbalancer IP"`;
-      let allowFromNode = false;
-      for (const cidr of p.sourceRanges) {
-        natRules.push(`${head} -s ${formatCidr(cidr)} -j ${externalTrafficChain}`);
-        if (r.nodeIP !== null && cidrContains(cidr, r.nodeIP)) allowFromNode = true;
-      }
-      // A request from the node to a VIP that is local to it arrives with the VIP as
-      // its source.
-      if (allowFromNode) {
-        for (const ip of p.loadBalancerVIPs) {
-          natRules.push(`${head} -s ${ip} -j ${externalTrafficChain}`);
+      chainOf(fwChain);
+      if (out !== null) {
+        const head = `-A ${fwChain} -m comment --comment "${S} loadbalancer IP"`;
+        let allowFromNode = false;
+        for (const cidr of p.sourceRanges) {
+          out.push(`${head} -s ${formatCidr(cidr)} -j ${externalTrafficChain}`);
+          if (r.nodeIP !== null && cidrContains(cidr, r.nodeIP)) allowFromNode = true;
         }
+        // A request from the node to a VIP that is local to it arrives with the VIP as
+        // its source.
+        if (allowFromNode) {
+          for (const ip of p.loadBalancerVIPs) {
+            out.push(`${head} -s ${ip} -j ${externalTrafficChain}`);
+          }
+        }
+        out.push(
+          `-A ${fwChain} -m comment --comment "other traffic to ${S} will be dropped by KUBE-PROXY-FIREWALL"`,
+        );
       }
-      natRules.push(
-        `-A ${fwChain} -m comment --comment "other traffic to ${S} will be dropped by KUBE-PROXY-FIREWALL"`,
-      );
     }
 
     if (usesClusterPolicyChain) {
-      declareNat(clusterPolicyChain);
-      writeServiceToEndpointRules(
-        natRules,
-        p,
-        clusterPolicyChain,
-        cluster,
-        largeClusterMode,
-        probability,
-      );
+      chainOf(clusterPolicyChain);
+      if (out !== null) {
+        writeServiceToEndpointRules(
+          out,
+          p,
+          clusterPolicyChain,
+          cluster,
+          largeClusterMode,
+          probability,
+        );
+      }
     }
     if (usesLocalPolicyChain) {
-      declareNat(localPolicyChain);
-      writeServiceToEndpointRules(
-        natRules,
-        p,
-        localPolicyChain,
-        local,
-        largeClusterMode,
-        probability,
-      );
+      chainOf(localPolicyChain);
+      if (out !== null) {
+        writeServiceToEndpointRules(out, p, localPolicyChain, local, largeClusterMode, probability);
+      }
     }
 
     // One chain per locally reachable endpoint.
     for (const ep of all) {
-      declareNat(ep.chain);
+      chainOf(ep.chain);
+      if (out === null) continue;
       let args = `-A ${ep.chain}`;
       if (!largeClusterMode) args += ` -m comment --comment ${S}`;
       // Hairpin: traffic that loops back to its originator is SNATed.
-      natRules.push(`${args} -s ${ep.ip} -j ${KUBE_MARK_MASQ}`);
+      out.push(`${args} -s ${ep.ip} -j ${KUBE_MARK_MASQ}`);
       if (p.clientIPAffinity) args += ` -m recent --name ${ep.chain} --set`;
-      natRules.push(`${args} ${proto} -j DNAT --to-destination ${ep.str}`);
+      out.push(`${args} ${proto} -j DNAT --to-destination ${ep.str}`);
     }
   }
 
   // Stale chains: service chains that existed before and are not active now.
   let deletedChains: string[] = [];
-  if (previous !== undefined && previous.chains.nat.length > 0) {
+  if (partial) {
+    // Only Services that changed or went away can have lost chains.
+    for (const [svc, before] of previous!.services) {
+      const now = services.get(svc);
+      if (now === before) continue;
+      const still = new Set(now?.chains ?? []);
+      for (const c of before.chains) if (!still.has(c)) deletedChains.push(c);
+    }
+    deletedChains = deletedChains.filter(isServiceChainName).sort(cmp);
+  } else if (previous !== undefined && previous.chains.nat.length > 0) {
     const active = new Set(natChainNames);
     deletedChains = previous.chains.nat
       .filter((c) => !active.has(c) && isServiceChainName(c))
@@ -839,8 +982,8 @@ export function kubeProxyRulesFor(
     `-A ${KUBE_FORWARD} -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   );
 
-  const filter = `*filter\n${joinLines(filterChains)}${joinLines(filterRules)}COMMIT\n`;
-  const nat = `*nat\n${joinLines(natChains)}${joinLines(natRules)}COMMIT\n`;
+  const filter = `*filter\n${filterChains.text()}${filterRules.text()}COMMIT\n`;
+  const nat = `*nat\n${natChains.text()}${natRules.text()}COMMIT\n`;
   return {
     filter,
     nat,
@@ -852,15 +995,77 @@ export function kubeProxyRulesFor(
     deletedChains,
     totalEndpoints,
     largeClusterMode,
+    partial,
+    writtenServices,
+    services,
+    syncKey,
   };
 }
 
-function joinLines(lines: readonly string[]): string {
-  return lines.length === 0 ? '' : lines.join('\n') + '\n';
+/**
+ * What a Service's chains are computed from (every port's fields and endpoints): equal
+ * fingerprints, equal chains (given the same syncKey). Kept until the next sync, so it
+ * is joined into one flat string (a string built by concatenation is a tree of pieces,
+ * several times larger).
+ */
+function serviceFingerprint(ports: readonly PortInfo[]): string {
+  const list: string[] = [];
+  for (const p of ports) {
+    if (list.length > 0) list.push('\n');
+    list.push(
+      p.nameString,
+      ' ',
+      p.protocol,
+      ' ',
+      p.clusterIP,
+      ` ${p.port} ${p.nodePort} `,
+      p.externalIPs.join(','),
+      ' ',
+      p.loadBalancerVIPs.join(','),
+      ' ',
+      p.sourceRanges.map(formatCidr).join(','),
+      ` ${p.externalPolicyLocal ? 1 : 0}${p.internalPolicyLocal ? 1 : 0}` +
+        `${p.clientIPAffinity ? 1 : 0} ${p.stickyMaxAgeSeconds}`,
+    );
+    for (const ep of p.endpoints) {
+      list.push(' ', ep.str, ep.local ? (ep.ready ? 'LR' : 'L') : ep.ready ? 'R' : '');
+    }
+  }
+  return list.join('');
+}
+
+/**
+ * Lines of restore input (proxyutil.LineBuffer). They are joined in chunks as they come,
+ * so each line's pieces die young instead of living, and being copied by the garbage
+ * collector, until the whole text is joined.
+ */
+const LINES_PER_CHUNK = 256;
+
+class LineBuffer {
+  private readonly lines: string[] = [];
+  private readonly chunks: string[] = [];
+
+  push(line: string): void {
+    this.lines.push(line);
+    if (this.lines.length === LINES_PER_CHUNK) this.flush();
+  }
+
+  private flush(): void {
+    if (this.lines.length === 0) return;
+    this.lines.push('');
+    this.chunks.push(this.lines.join('\n'));
+    this.lines.length = 0;
+  }
+
+  /** The lines, each ending with a newline. */
+  text(): string {
+    this.flush();
+    return this.chunks.join('');
+  }
 }
 
 function writeServiceToEndpointRules(
-  natRules: string[],
+  natRules: LineBuffer,
   p: PortInfo,
   svcChain: string,
   endpoints: readonly EndpointInfo[],
@@ -927,12 +1132,16 @@ export function kubeProxyRules(
   previous?: KubeProxyRules,
 ): KubeProxyRules {
   const downNodes = opts.downNodes;
-  const all = allServiceEndpoints(state, downNodes !== undefined ? { downNodes } : {});
-  const inputs = state.services.map((service) => ({
+  const before = previous?.syncedState;
+  const all = allServiceEndpointLists(state, {
+    ...(downNodes !== undefined ? { downNodes } : {}),
+    ...(before !== undefined ? { previous: before } : {}),
+  });
+  const inputs = state.services.map((service, i) => ({
     service,
-    endpoints: all.get(serviceKey(service)) ?? [],
+    endpoints: all[i] ?? NO_ENDPOINTS,
   }));
-  return kubeProxyRulesFor(inputs, opts, previous);
+  return { ...kubeProxyRulesFor(inputs, opts, previous), syncedState: state };
 }
 
 /**

@@ -47,6 +47,35 @@ function manifests(): unknown[] {
 }
 
 describe('determinism', () => {
+  it('a build on top of the previous state gives the state a build from scratch gives', () => {
+    const first = docs(...manifests());
+    let previous = buildClusterState(first);
+    const variants: unknown[][] = [
+      // a Deployment scaled, a Service changed, a Pod gone, a node added
+      manifests().map((m) =>
+        (m as { metadata?: { name?: string } }).metadata?.name === 'web' &&
+        (m as { kind?: string }).kind === 'Deployment'
+          ? deployment('web', 7)
+          : m,
+      ),
+      manifests().filter((m) => (m as { metadata?: { name?: string } }).metadata?.name !== 'solo'),
+      [...manifests(), node('worker-5', '10.1.110.112'), pod('late')],
+      manifests(),
+      // the same documents again: everything is taken over
+      manifests(),
+    ];
+    for (const [i, objects] of variants.entries()) {
+      const input = docs(...objects);
+      const incremental = buildClusterState(shuffled(input, i + 1), { previous });
+      assert.equal(
+        JSON.stringify(incremental),
+        JSON.stringify(buildClusterState(input)),
+        `step ${i}`,
+      );
+      previous = incremental;
+    }
+  });
+
   it('shuffling the documents gives byte-identical state (30 orders)', () => {
     const input = docs(...manifests());
     const reference = JSON.stringify(buildClusterState(input));

@@ -2,11 +2,23 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   allServiceEndpoints,
+  buildClusterState,
   endpointsForService,
   type ClusterState,
   type ServicePortEndpoints,
 } from '../../../src/cluster/index.js';
-import { build, container, findPod, findService, labNodes, node, pod, service } from './helpers.js';
+import {
+  build,
+  container,
+  deployment,
+  docs,
+  findPod,
+  findService,
+  labNodes,
+  node,
+  pod,
+  service,
+} from './helpers.js';
 import { referenceLab } from './reference-lab.js';
 
 /** A pod pinned to a node, with labels and container ports. */
@@ -317,6 +329,55 @@ describe('endpoints', () => {
         all.get(`${svc.namespace}/${svc.name}`),
         endpointsForService(state, svc, { downNodes }),
       );
+    }
+  });
+});
+
+describe('allServiceEndpoints on top of a previous state', () => {
+  it('gives what a computation from scratch gives, keeping the arrays of unchanged Services', () => {
+    const objects = (webReplicas: number, apiSelector: string, extra: unknown[] = []) =>
+      docs(
+        ...referenceLab(),
+        deployment('web', webReplicas),
+        deployment('api', 3, { namespace: 'shop' }),
+        deployment('db', 2, { namespace: 'shop' }),
+        service('web', { selector: { app: 'web' }, ports: [{ port: 80 }] }),
+        service(
+          'api',
+          { selector: { app: apiSelector }, ports: [{ port: 80 }] },
+          { namespace: 'shop' },
+        ),
+        service('db', { selector: { app: 'db' }, ports: [{ port: 5432 }] }, { namespace: 'shop' }),
+        ...extra,
+      );
+    let previous = buildClusterState(objects(3, 'api'));
+    allServiceEndpoints(previous);
+    const steps = [
+      objects(4, 'api'), // web scaled
+      objects(4, 'db'), // a selector changed
+      objects(4, 'db', [pod('stray', { labels: { app: 'db' }, namespace: 'shop' })]),
+      objects(2, 'db'),
+    ];
+    for (const [i, input] of steps.entries()) {
+      const state = buildClusterState(input, { previous });
+      for (const downNodes of [new Set<string>(), new Set(['worker-1'])]) {
+        const incremental = allServiceEndpoints(state, { downNodes, previous });
+        const scratch = allServiceEndpoints(buildClusterState(input), { downNodes });
+        assert.equal(
+          JSON.stringify([...incremental]),
+          JSON.stringify([...scratch]),
+          `step ${i}, down ${[...downNodes].join()}`,
+        );
+        allServiceEndpoints(previous, { downNodes });
+      }
+      const first = allServiceEndpoints(previous);
+      const next = allServiceEndpoints(state, { previous });
+      if (i === 0) {
+        // Only web changed: the shop Services keep their arrays.
+        assert.equal(next.get('shop/db'), first.get('shop/db'));
+        assert.notEqual(next.get('default/web'), first.get('default/web'));
+      }
+      previous = state;
     }
   });
 });

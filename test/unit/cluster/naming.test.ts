@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, it } from 'node:test';
 import {
   derivedUid,
@@ -6,7 +7,14 @@ import {
   podTemplateHash,
   vethNameForWorkload,
 } from '../../../src/cluster/index.js';
-import { fnv32a, safeEncodeString, SAFE_ALPHABET } from '../../../src/cluster/hash.js';
+import {
+  fnv32a,
+  safeEncodeString,
+  SAFE_ALPHABET,
+  sha1Bytes,
+  sha1Hex,
+  stableHash32,
+} from '../../../src/cluster/hash.js';
 import { daemonPodName, replicaPodName } from '../../../src/cluster/naming.js';
 import { build, deployment, labNodes, podsOf } from './helpers.js';
 
@@ -96,5 +104,26 @@ describe('Kubernetes-style generated names', () => {
       derivedUid('Pod', 'default', 'web'),
       /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
     );
+  });
+});
+
+describe('SHA-1', () => {
+  it('agrees with node:crypto (1 and 2 blocks, longer inputs, non-ASCII)', () => {
+    const texts = [
+      '',
+      'a',
+      'é/ü:ß',
+      'x'.repeat(55),
+      'x'.repeat(56),
+      'x'.repeat(64),
+      'x'.repeat(119),
+    ];
+    for (let i = 0; i < 300; i++) texts.push(`${'k'.repeat(i % 140)}ns${i}.web-${i * 7}-abcde`);
+    for (const text of texts) {
+      const digest = createHash('sha1').update(text, 'utf8').digest();
+      assert.equal(sha1Hex(text), digest.toString('hex'), JSON.stringify(text));
+      assert.deepEqual([...sha1Bytes(text)], [...digest], JSON.stringify(text));
+      assert.equal(stableHash32(text), digest.readUInt32BE(0), JSON.stringify(text));
+    }
   });
 });

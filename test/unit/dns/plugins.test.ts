@@ -32,6 +32,12 @@ import {
 } from '../../../src/dns/wire.js';
 import { ask, BASE_COREFILE, buildServer, decode, fixtureView, quietLogger } from './helpers.js';
 
+/**
+ * Servers these tests start listen on loopback, on a port the kernel picks: `.:53`
+ * would bind 0.0.0.0:53 on the machine running the tests.
+ */
+const LOOPBACK_ANY_PORT = { host: '127.0.0.1', port: 0 };
+
 function query(name: string, type: number, id = 1): Query {
   const q = parseQuery(encodeQuery(id, name, type));
   assert.ok(!('fail' in q));
@@ -391,7 +397,7 @@ describe('forward (to a lab-internal upstream on 127.0.0.1)', () => {
     const s = buildServer(
       `.:53 {\n prometheus 127.0.0.1:0\n kubernetes cluster.local\n forward . 127.0.0.1:${up.port}\n}\n`,
       fixtureView(),
-      { metrics },
+      { metrics, listen: LOOPBACK_ANY_PORT },
     );
     await s.start();
     try {
@@ -414,6 +420,8 @@ describe('forward (to a lab-internal upstream on 127.0.0.1)', () => {
     const up = await fakeUpstream();
     const s = buildServer(
       `.:53 {\n kubernetes cluster.local\n forward . 127.0.0.1:${up.port}\n}\n`,
+      fixtureView(),
+      { listen: LOOPBACK_ANY_PORT },
     );
     await s.start();
     try {
@@ -435,6 +443,8 @@ describe('forward (to a lab-internal upstream on 127.0.0.1)', () => {
     const deadPort = dead.address().port;
     const s = buildServer(
       `.:53 {\n forward . 127.0.0.1:${deadPort} 127.0.0.1:${up.port} {\n  policy sequential\n  max_fails 1\n  health_check 10s\n  except internal.example\n }\n whoami\n}\n`,
+      fixtureView(),
+      { listen: LOOPBACK_ANY_PORT },
     );
     await s.start();
     try {
@@ -491,7 +501,7 @@ describe('health, ready, prometheus over HTTP', () => {
     const s = buildServer(
       '.:53 {\n health 127.0.0.1:0\n ready 127.0.0.1:0\n prometheus 127.0.0.1:0\n kubernetes cluster.local\n}\n',
       null,
-      { metrics },
+      { metrics, listen: LOOPBACK_ANY_PORT },
     );
     await s.start();
     try {
@@ -506,7 +516,7 @@ describe('health, ready, prometheus over HTTP', () => {
       assert.deepEqual(await get('/ready'), { status: 200, body: 'OK' });
       const count = async () => {
         const m =
-          /coredns_dns_requests_total\{server="dns:\/\/:53",zone="\.",view="",proto="udp",family="1",type="A"\} (\d+)/.exec(
+          /coredns_dns_requests_total\{server="dns:\/\/:\d+",zone="\.",view="",proto="udp",family="1",type="A"\} (\d+)/.exec(
             (await get('/metrics')).body,
           );
         return m ? Number(m[1]) : 0;

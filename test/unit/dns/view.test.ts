@@ -3,11 +3,15 @@
  * (viewFromClusterState), including pod hostname/subdomain and the coredns ConfigMap.
  */
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { buildClusterState, parseManifestText } from '../../../src/cluster/index.js';
 import { viewFromClusterState } from '../../../src/dns/kubernetes/view.js';
+import { startStandalone } from '../../../src/dns/standalone.js';
 import { TYPE } from '../../../src/dns/wire.js';
-import { ask, BASE_COREFILE, buildServer, decode } from './helpers.js';
+import { ask, BASE_COREFILE, buildServer, decode, quietLogger } from './helpers.js';
 
 const MANIFESTS = `apiVersion: v1
 kind: Node
@@ -80,5 +84,36 @@ describe('cluster state → DNS view', () => {
       decode((await ask(s, 'pets.default.svc.cluster.local', TYPE.A))!).rcode,
       'NXDOMAIN',
     );
+  });
+
+  it("follows the node agent's down-nodes file (the CoreDNS pods' --down-nodes)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kw-dns-down-'));
+    const down = join(dir, 'down-nodes.json');
+    writeFileSync(join(dir, 'm.yaml'), MANIFESTS);
+    writeFileSync(join(dir, 'Corefile'), BASE_COREFILE);
+    writeFileSync(down, '{"downNodes":[]}\n');
+    const dns = await startStandalone({
+      manifests: [join(dir, 'm.yaml')],
+      downNodesFile: down,
+      corefileFile: join(dir, 'Corefile'),
+      listen: { host: '127.0.0.1', port: 0 },
+      udpIo: 'dgram',
+      logger: quietLogger,
+      pollMs: 60_000,
+    });
+    const rcode = async () =>
+      decode((await ask(dns.service.server!, 'pets.default.svc.cluster.local', TYPE.A))!).rcode;
+    try {
+      assert.equal(await rcode(), 'NOERROR');
+      writeFileSync(down, '{"downNodes":["worker-1"]}\n');
+      assert.ok(dns.refresh());
+      assert.equal(await rcode(), 'NXDOMAIN');
+      rmSync(down); // missing: every node is up
+      assert.ok(dns.refresh());
+      assert.equal(await rcode(), 'NOERROR');
+    } finally {
+      await dns.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -15,6 +15,7 @@ import {
   type KubeProxyOptions,
   type KubeProxyServiceInput,
 } from '../../../../src/controllers/kube-proxy/index.js';
+import { Netfilter } from '../../../../src/netfilter/netfilter.js';
 import { repoRoot } from '../../../integration/lab-harness.js';
 import {
   checkRuleJumps,
@@ -352,6 +353,109 @@ describe('stale chains', () => {
       [chain('KUBE-SVC-', 'ns/web:http'), sep('ns/web:http', '192.168.8.10:8080')].sort(),
     );
     assert.deepEqual(kubeProxyRulesFor([], OPTS, third).deletedChains, []);
+  });
+});
+
+describe('partial sync (tryPartialSync)', () => {
+  /** `ns/api`, port "grpc" 9000 → 9090. */
+  const api = (eps: readonly Ep[]): KubeProxyServiceInput => ({
+    service: makeService('ns', 'api', {
+      clusterIP: '10.96.0.60',
+      ports: [makePort('grpc', 9000, { targetPort: 9090 })],
+    }),
+    endpoints: [makeEndpoints('grpc', 9000, eps)],
+  });
+  const apiEps = (n: number): Ep[] =>
+    Array.from({ length: n }, (_, i) => ({ ip: `192.168.9.${10 + i}`, port: 9090, node: null }));
+  const declared = (nat: string) =>
+    nat
+      .split('\n')
+      .filter((l) => l.startsWith(':'))
+      .map((l) => l.slice(1, l.indexOf(' ')));
+
+  test('unchanged Services keep their chains; the top-level chains are written whole', () => {
+    const first = run([web({}, endpoints(2)), api(apiEps(2))]);
+    assert.equal(first.partial, false);
+    assert.equal(first.writtenServices, 2);
+    const second = kubeProxyRulesFor([web({}, endpoints(2)), api(apiEps(2))], OPTS, first);
+    assert.equal(second.partial, true);
+    assert.equal(second.writtenServices, 0);
+    assert.deepEqual(declared(second.nat), [
+      'KUBE-SERVICES',
+      'KUBE-NODEPORTS',
+      'KUBE-POSTROUTING',
+      'KUBE-MARK-MASQ',
+    ]);
+    assert.equal(rulesOf(second.nat, 'nat', 'KUBE-SERVICES').length, 3);
+    assert.equal(second.filter, first.filter);
+    assert.deepEqual(second.chains, first.chains);
+  });
+
+  test('a changed Service is written whole, the others not; its stale chains go', () => {
+    const first = run([web({}, endpoints(3)), api(apiEps(2))]);
+    const second = kubeProxyRulesFor([web({}, endpoints(2)), api(apiEps(2))], OPTS, first);
+    assert.equal(second.writtenServices, 1);
+    const svc = chain('KUBE-SVC-', 'ns/web:http');
+    assert.deepEqual(declared(second.nat), [
+      'KUBE-SERVICES',
+      'KUBE-NODEPORTS',
+      'KUBE-POSTROUTING',
+      'KUBE-MARK-MASQ',
+      svc,
+      sep('ns/web:http', '192.168.8.10:8080'),
+      sep('ns/web:http', '192.168.8.11:8080'),
+      sep('ns/web:http', '192.168.8.12:8080'),
+    ]);
+    assert.deepEqual(second.deletedChains, [sep('ns/web:http', '192.168.8.12:8080')]);
+    assert.doesNotMatch(second.nat, /ns\/api:grpc -> /);
+    assert.ok(second.chains.nat.includes(chain('KUBE-SVC-', 'ns/api:grpc')));
+  });
+
+  test('a change of the options, or fullSync, writes everything', () => {
+    const first = run([web({}, endpoints(1)), api(apiEps(1))]);
+    const other = kubeProxyRulesFor(
+      [web({}, endpoints(1)), api(apiEps(1))],
+      {
+        ...OPTS,
+        clusterCIDR: '10.244.0.0/16',
+      },
+      first,
+    );
+    assert.equal(other.partial, false);
+    const forced = kubeProxyRulesFor(
+      [web({}, endpoints(1)), api(apiEps(1))],
+      { ...OPTS, fullSync: true },
+      first,
+    );
+    assert.equal(forced.partial, false);
+    assert.equal(forced.restoreText, first.restoreText);
+  });
+
+  test('partial syncs restored one after the other leave what one full sync writes', () => {
+    const steps = [
+      [web({}, endpoints(3)), api(apiEps(2))],
+      [web({}, endpoints(2)), api(apiEps(2))],
+      [web({ type: 'NodePort' }, endpoints(2)), api(apiEps(3))],
+      [api(apiEps(3))],
+    ];
+    const nf = () =>
+      new Netfilter({
+        addressing: { addressType: () => 2, interfaceAddress: () => 0 },
+        log: () => undefined,
+        saveDate: () => new Date(0),
+      });
+    const incremental = nf();
+    let previous: ReturnType<typeof kubeProxyRulesFor> | undefined;
+    for (const inputs of steps) {
+      previous = kubeProxyRulesFor(inputs, OPTS, previous);
+      incremental.restore(previous.restoreText, { noflush: true });
+    }
+    assert.equal(previous!.partial, true);
+    const once = nf();
+    once.restore(kubeProxyRulesFor(steps[steps.length - 1]!, OPTS).restoreText, {
+      noflush: true,
+    });
+    assert.equal(incremental.save(), once.save());
   });
 });
 

@@ -47,16 +47,26 @@ describe('scale: 10,000 Services × 5 endpoints (not a timed test)', () => {
     const c1 = process.cpuUsage(c0);
     const second = kubeProxyRulesFor(inputs, opts, first);
     const t2 = performance.now();
+    const full = kubeProxyRulesFor(inputs, { ...opts, fullSync: true }, first);
     t.diagnostic(
       `first sync ${(t1 - t0).toFixed(0)} ms wall, ${((c1.user + c1.system) / 1000).toFixed(0)} ms CPU; ` +
-        `second sync (names cached, stale check) ${(t2 - t1).toFixed(0)} ms wall; ` +
+        `second sync (partial, nothing changed) ${(t2 - t1).toFixed(0)} ms wall, ` +
+        `${(second.restoreText.length / 1e6).toFixed(1)} MB; ` +
         `${(first.restoreText.length / 1e6).toFixed(1)} MB, ${first.chains.nat.length} nat chains`,
     );
     assert.equal(first.totalEndpoints, 50_000);
     assert.equal(first.largeClusterMode, true);
+    assert.equal(first.partial, false);
     // 4 top-level + 10,000 SVC + 1,000 EXT + 50,000 SEP.
     assert.equal(first.chains.nat.length, 4 + 10_000 + 1_000 + 50_000);
-    assert.equal(second.restoreText, first.restoreText);
+    // Nothing changed: only the top-level chains are written, every chain is kept.
+    assert.equal(second.partial, true);
+    assert.equal(second.writtenServices, 0);
+    assert.deepEqual(second.chains, first.chains);
     assert.deepEqual(second.deletedChains, []);
+    assert.doesNotMatch(second.nat, /^:KUBE-(SVC|SEP|EXT)-/m);
+    // A forced full sync writes everything again, byte for byte.
+    assert.equal(full.partial, false);
+    assert.equal(full.restoreText, first.restoreText);
   });
 });
