@@ -66,15 +66,13 @@ export function programFor(
   /** The node agent's list of nodes it counts as down (LabLayout.downNodesFile). */
   downNodesFile?: string,
 ): WorkloadProgram {
-  if (COREDNS_IMAGE.test(container.image)) {
-    // CoreDNS reads endpoint readiness from EndpointSlices; here, from the manifests and
-    // the agent's liveness view, as the node's kube-proxy does.
-    const args = ['--manifests', manifestsDir];
-    if (downNodesFile) args.push('--down-nodes', downNodesFile);
-    return builtinProgram('dns', dnsScript, args);
-  }
+  // CoreDNS and ingress-nginx read endpoint readiness from EndpointSlices; here, from the
+  // manifests and the agent's liveness view, as the node's kube-proxy does.
+  const clusterArgs = ['--manifests', manifestsDir];
+  if (downNodesFile) clusterArgs.push('--down-nodes', downNodesFile);
+  if (COREDNS_IMAGE.test(container.image)) return builtinProgram('dns', dnsScript, clusterArgs);
   if (INGRESS_NGINX_IMAGE.test(container.image)) {
-    return builtinProgram('ingress', ingressScript, ['--manifests', manifestsDir]);
+    return builtinProgram('ingress', ingressScript, clusterArgs);
   }
   const command = container.command ?? [];
   const args = container.args ?? [];

@@ -8,7 +8,7 @@
  * `{"downNodes": [...]}`, polled with the manifests): their pods' endpoints are not
  * ready, as in the node's kube-proxy rules.
  */
-import { readFileSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { statSync, watch, type FSWatcher } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import {
   buildClusterState,
@@ -16,6 +16,7 @@ import {
   loadManifests,
   ManifestErrors,
 } from '../cluster/index.js';
+import { readDownNodes } from '../util/down-nodes.js';
 import type { Logger } from '../util/log.js';
 import { viewFromClusterState, type DnsClusterView } from './kubernetes/view.js';
 import { DnsService, type DnsServiceOptions } from './service.js';
@@ -43,19 +44,6 @@ export function localAddresses(): string[] {
     for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) out.push(a.address);
   }
   return out;
-}
-
-/** The nodes listed in a down-nodes file; none when it is missing or unreadable. */
-export function readDownNodes(file: string | undefined): Set<string> {
-  if (!file) return new Set();
-  try {
-    const o = JSON.parse(readFileSync(file, 'utf8')) as { downNodes?: unknown };
-    return new Set(
-      Array.isArray(o.downNodes) ? o.downNodes.filter((n) => typeof n === 'string') : [],
-    );
-  } catch {
-    return new Set();
-  }
 }
 
 function loadView(paths: string[], downNodesFile: string | undefined): DnsClusterView {

@@ -5,7 +5,7 @@
  * and requests in flight are not touched. A change that does not compile is refused and
  * the last good table keeps serving (Principle 2).
  */
-import { watch, type FSWatcher } from 'node:fs';
+import { unwatchFile, watch, watchFile, type FSWatcher } from 'node:fs';
 import {
   buildClusterState,
   loadManifests,
@@ -13,6 +13,7 @@ import {
   type ClusterState,
   type ManifestDocument,
 } from '../cluster/index.js';
+import { readDownNodes } from '../util/down-nodes.js';
 import type { Logger } from '../util/log.js';
 import { readIngresses, readManualEndpoints } from './model.js';
 import { IngressProxy, type ProxyOptions } from './proxy.js';
@@ -60,6 +61,13 @@ export interface ControllerOptions extends CompileOptions {
   log: Logger;
   /** Debounce of file events before a reload (ms), default 100. */
   debounceMs?: number;
+  /**
+   * The node agent's down-nodes file (src/util/down-nodes.ts; missing: every node is up):
+   * the pods of the nodes it lists are no endpoints, as in the node's kube-proxy rules.
+   */
+  downNodesFile?: string;
+  /** Poll interval of the down-nodes file (ms), default 250. */
+  downNodesPollMs?: number;
 }
 
 export class IngressController {
@@ -70,9 +78,19 @@ export class IngressController {
   reloads = 0;
 
   constructor(private readonly opts: ControllerOptions) {
-    const { config } = compileIngressFromPaths(opts.paths, opts);
+    const { config } = this.compile();
     this.logWarnings(config);
     this.proxy = new IngressProxy(config, opts.proxy);
+  }
+
+  /** The manifests, with the down nodes of the moment when there is a down-nodes file. */
+  private compile(): CompiledIngress {
+    const { paths, downNodesFile } = this.opts;
+    if (downNodesFile === undefined) return compileIngressFromPaths(paths, this.opts);
+    return compileIngressFromPaths(paths, {
+      ...this.opts,
+      downNodes: [...readDownNodes(downNodesFile)].sort(),
+    });
   }
 
   get config(): IngressConfig {
@@ -93,7 +111,7 @@ export class IngressController {
   /** Recompiles; on success swaps the table. Returns false (and logs) when refused. */
   reload(): boolean {
     try {
-      const { config } = compileIngressFromPaths(this.opts.paths, this.opts);
+      const { config } = this.compile();
       this.logWarnings(config);
       this.proxy.setConfig(config);
       this.reloads++;
@@ -132,11 +150,18 @@ export class IngressController {
       w.on('error', () => undefined);
       this.watchers.push(w);
     }
+    // The agent replaces the file by a rename, which an fs.watch of the file itself stops
+    // following: polled by its stat instead (also while it does not exist yet).
+    const down = this.opts.downNodesFile;
+    if (down !== undefined) {
+      watchFile(down, { interval: this.opts.downNodesPollMs ?? 250, persistent: false }, schedule);
+    }
   }
 
   async stop(): Promise<void> {
     for (const w of this.watchers) w.close();
     this.watchers = [];
+    if (this.opts.downNodesFile !== undefined) unwatchFile(this.opts.downNodesFile);
     if (this.timer) clearTimeout(this.timer);
     await this.proxy.close();
   }

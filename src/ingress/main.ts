@@ -4,12 +4,14 @@
  *   node dist/src/ingress/main.js --manifests DIR [--http-port 80] [--https-port 443]
  *        [--listen-address 0.0.0.0] [--ingress-class nginx]
  *        [--controller-class k8s.io/ingress-nginx] [--watch-ingress-without-class]
+ *        [--down-nodes FILE]
  *
  * Identity from the downward API: POD_NAME, POD_NAMESPACE. The controller's other flags
  * (--election-id, --publish-service, --configmap, …) are accepted and ignored, so a
  * DaemonSet's container args can be passed as they are. Prints a JSON line with
  * "msg":"listening" on stdout once both ports listen (readiness); the access log follows
- * on stdout, other logs go to stderr.
+ * on stdout, other logs go to stderr. In a lab, `--down-nodes` names the node agent's
+ * down-nodes file: the pods of the nodes it lists are no endpoints (src/util/down-nodes.ts).
  */
 import { parseArgs } from 'node:util';
 import { ManifestErrors } from '../cluster/index.js';
@@ -44,6 +46,7 @@ async function main(): Promise<void> {
       'ingress-class': { type: 'string' },
       'controller-class': { type: 'string' },
       'watch-ingress-without-class': { type: 'string' },
+      'down-nodes': { type: 'string' },
     },
   });
   const manifests = ([] as unknown[])
@@ -64,6 +67,9 @@ async function main(): Promise<void> {
     ingressClass: flag(values, 'ingress-class') ?? 'nginx',
     controllerClass: flag(values, 'controller-class') ?? 'k8s.io/ingress-nginx',
     watchWithoutClass: wwc === true || wwc === 'true',
+    ...(flag(values, 'down-nodes') !== undefined
+      ? { downNodesFile: flag(values, 'down-nodes') }
+      : {}),
   });
   const address = flag(values, 'listen-address') ?? '0.0.0.0';
   const http = await controller.proxy.listenHttp(
