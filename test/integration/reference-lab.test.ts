@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { kubewire, kubewireOk, labName, pods, rootSkip, type PodInfo } from './lab-harness.js';
 
 const lab = labName('rl');
@@ -63,12 +64,7 @@ describe('reference lab', { skip: rootSkip, timeout: 300_000 }, () => {
   });
 
   test('client → NodePort → ingress controller → rewrite → blog pod on another node', async () => {
-    const saved = await kubewireOk(lab, ['iptables-save', '--node', 'worker-1', '-t', 'nat']);
-    const nodePort =
-      /-A KUBE-NODEPORTS -p tcp -m comment --comment "ingress-nginx\/ingress-nginx-controller:http" -m tcp --dport (\d+)/.exec(
-        saved,
-      )?.[1];
-    assert.ok(nodePort, saved);
+    const nodePort = await ingressNodePort();
     const r = await kubewire(lab, [
       'exec',
       '--host',
@@ -92,4 +88,72 @@ describe('reference lab', { skip: rootSkip, timeout: 300_000 }, () => {
     assert.ok(body.headers['x-forwarded-for'], JSON.stringify(body.headers));
     assert.match(body.headers['x-request-id'] ?? '', /^[0-9a-f]{32}$/);
   });
+
+  // Last: stops a node for good (the lab goes away after it).
+  test('a node that stops: the ingress controller stops proxying to its blog pod', async () => {
+    const nodePort = await ingressNodePort();
+    const blogs = (await pods(lab, 'default')).filter((p) => p.name.startsWith('blog-'));
+    const nodes = new Set(blogs.map((p) => p.nodeName));
+    assert.equal(nodes.size, 2, `the blog pods spread over two nodes: ${JSON.stringify(blogs)}`);
+    // Stop a node that is not the one the client talks to; the other blog pod stays.
+    const stopped = blogs.find((p) => p.nodeName !== 'worker-1')!;
+    const alive = blogs.find((p) => p !== stopped)!;
+    const curl = () =>
+      kubewire(lab, [
+        'exec',
+        '--host',
+        'client',
+        '--',
+        'curl',
+        '-sS',
+        '-m',
+        '8',
+        '-w',
+        '\\n%{http_code}',
+        `http://10.1.110.102:${nodePort}/blog/hello`,
+      ]);
+    const answered = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const r = await curl();
+      assert.equal(r.code, 0, r.stderr);
+      answered.add(
+        (JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('\n'))) as { pod: string }).pod,
+      );
+    }
+    assert.deepEqual(
+      [...answered].sort(),
+      [alive.name, stopped.name].sort(),
+      'round robin over both',
+    );
+
+    await kubewireOk(lab, ['node', 'stop', stopped.nodeName]);
+    // The agents see the node go within a few seconds (lab liveness); then every request
+    // goes to the live pod: none waits on the stopped one (504) or fails (502).
+    const deadline = Date.now() + 20_000;
+    let settled = 0;
+    while (settled < 10) {
+      assert.ok(Date.now() < deadline, `still answered by ${stopped.name} or failing`);
+      const r = await curl();
+      const status = r.stdout.slice(r.stdout.lastIndexOf('\n') + 1);
+      const pod =
+        r.code === 0 && status === '200'
+          ? (JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('\n'))) as { pod: string }).pod
+          : null;
+      if (pod === alive.name) settled++;
+      else {
+        settled = 0;
+        await sleep(250);
+      }
+    }
+  });
+
+  async function ingressNodePort(): Promise<string> {
+    const saved = await kubewireOk(lab, ['iptables-save', '--node', 'worker-1', '-t', 'nat']);
+    const nodePort =
+      /-A KUBE-NODEPORTS -p tcp -m comment --comment "ingress-nginx\/ingress-nginx-controller:http" -m tcp --dport (\d+)/.exec(
+        saved,
+      )?.[1];
+    assert.ok(nodePort, saved);
+    return nodePort;
+  }
 });
