@@ -748,7 +748,13 @@ export class IngressProxy implements ServerHandler {
       up.setTimeout(s.proxyReadTimeout * 1000),
     );
     let answered = false;
-    up.once('data', () => (answered = true));
+    // The status the upstream answered with, for the access log (101 when it switched).
+    let upstreamStatus = 101;
+    up.once('data', (d: Buffer) => {
+      answered = true;
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(d.toString('latin1', 0, Math.min(d.length, 16)));
+      if (m) upstreamStatus = Number(m[1]);
+    });
     up.on('timeout', () =>
       up.destroy(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })),
     );
@@ -768,7 +774,7 @@ export class IngressProxy implements ServerHandler {
       up.destroy();
       if (!ex.logged) {
         ex.bodyBytes = 0;
-        this.logAccess(ex, 101);
+        this.logAccess(ex, upstreamStatus);
       }
     });
   }

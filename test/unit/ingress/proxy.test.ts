@@ -368,6 +368,29 @@ describe('the ingress proxy', () => {
     assert.match(out, /x-path: \/chat/i);
   });
 
+  it('an upgrade the upstream refuses with a plain answer: passed on, logged with its status', async () => {
+    lines.length = 0;
+    const out = await new Promise<string>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      let got = '';
+      s.on('data', (d) => {
+        got += d.toString();
+        if (got.includes('"pod"')) {
+          s.destroy();
+          resolve(got);
+        }
+      });
+      s.on('close', () => resolve(got));
+      s.write(
+        'GET /ok/not-a-socket HTTP/1.1\r\nHost: errors.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      );
+    });
+    assert.match(out, /^HTTP\/1\.1 200 OK/);
+    await new Promise((r) => setTimeout(r, 50));
+    const line = lines.find((l) => l.includes('/not-a-socket'));
+    assert.match(line ?? '', /"GET \/ok\/not-a-socket HTTP\/1\.1" 200 /);
+  });
+
   it('bad input: malformed request 400, oversized headers 431, smuggling patterns 400', async () => {
     assert.match(await raw(port, 'GARBAGE\r\n\r\n'), /^HTTP\/1\.1 400 Bad Request/);
     assert.match(
