@@ -12,18 +12,9 @@ import * as os from 'node:os';
 import { Conntrack } from '../../src/conntrack/index.js';
 import { Hook, PacketMeta } from '../../src/netfilter/packet-meta.js';
 import { IPPROTO_UDP, emitIpv4Header, emitUdp } from '../../src/packet/index.js';
+import { settle } from '../gc.js';
 
 const N = Number(process.argv[2] ?? 1_000_000);
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) {
-  console.error('run with node --expose-gc');
-  process.exit(1);
-}
-
-function settle(): NodeJS.MemoryUsage {
-  for (let i = 0; i < 4; i++) gc!();
-  return process.memoryUsage();
-}
 
 const DST = 0x0a60000a; // 10.96.0.10
 const DPORT = 53;

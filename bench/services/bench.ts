@@ -48,6 +48,7 @@ import {
   emitTcp,
   ipv4FromString,
 } from '../../src/packet/index.js';
+import { settle } from '../gc.js';
 
 /* ------------------------------------------------------------------ options */
 
@@ -73,17 +74,6 @@ const NAMESPACES = 100;
 const NODE = 'node-0';
 /** Pods on node-0 that open the connections (the same number at every scale). */
 const CLIENTS = 4;
-
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) {
-  console.error('run with node --expose-gc');
-  process.exit(1);
-}
-
-function settle(): NodeJS.MemoryUsage {
-  for (let i = 0; i < 4; i++) gc!();
-  return process.memoryUsage();
-}
 
 interface Timing {
   wallMs: number;

@@ -3,7 +3,7 @@
  * random (pod name suffixes, IPAM blocks, spread offsets) is derived from these, so
  * every agent computes the same cluster state from the same manifests.
  */
-import { createHash } from 'node:crypto';
+import { hexByte, hexDigest } from '../util/digest.js';
 
 /**
  * The alphabet of k8s.io/apimachinery/pkg/util/rand: no vowels (so no words) and no
@@ -21,107 +21,29 @@ export function fnv32a(text: string): number {
   return hash >>> 0;
 }
 
-// SHA-1 of short ASCII strings (names: 50,000 pods take a few per build), without a
-// node:crypto Hash object per string; anything else goes to node:crypto. Checked against
-// node:crypto in test/unit/cluster/naming.test.ts.
-
-const SHA1_MSG = new Uint8Array(128);
-const SHA1_W = new Int32Array(80);
-/** The digest of the last sha1Ascii call, as five big-endian words. */
-const SHA1_H = new Int32Array(5);
-
-/** SHA-1 of text into SHA1_H; false when text is not ASCII or longer than 119 characters. */
-function sha1Ascii(text: string): boolean {
-  const len = text.length;
-  if (len > 119) return false;
-  const msg = SHA1_MSG;
-  for (let i = 0; i < len; i++) {
-    const c = text.charCodeAt(i);
-    if (c > 0x7f) return false;
-    msg[i] = c;
-  }
-  const total = len < 56 ? 64 : 128;
-  msg[len] = 0x80;
-  msg.fill(0, len + 1, total - 2);
-  msg[total - 2] = (len * 8) >>> 8;
-  msg[total - 1] = (len * 8) & 0xff;
-  const h = SHA1_H;
-  h[0] = 0x67452301;
-  h[1] = 0xefcdab89 | 0;
-  h[2] = 0x98badcfe | 0;
-  h[3] = 0x10325476;
-  h[4] = 0xc3d2e1f0 | 0;
-  for (let at = 0; at < total; at += 64) {
-    const w = SHA1_W;
-    for (let t = 0; t < 16; t++) {
-      const o = at + t * 4;
-      w[t] = (msg[o]! << 24) | (msg[o + 1]! << 16) | (msg[o + 2]! << 8) | msg[o + 3]!;
-    }
-    for (let t = 16; t < 80; t++) {
-      const x = w[t - 3]! ^ w[t - 8]! ^ w[t - 14]! ^ w[t - 16]!;
-      w[t] = (x << 1) | (x >>> 31);
-    }
-    let a = h[0]!;
-    let b = h[1]!;
-    let c = h[2]!;
-    let d = h[3]!;
-    let e = h[4]!;
-    for (let t = 0; t < 80; t++) {
-      let f: number;
-      let k: number;
-      if (t < 20) {
-        f = (b & c) | (~b & d);
-        k = 0x5a827999;
-      } else if (t < 40) {
-        f = b ^ c ^ d;
-        k = 0x6ed9eba1;
-      } else if (t < 60) {
-        f = (b & c) | (b & d) | (c & d);
-        k = 0x8f1bbcdc | 0;
-      } else {
-        f = b ^ c ^ d;
-        k = 0xca62c1d6 | 0;
-      }
-      const tmp = (((a << 5) | (a >>> 27)) + f + e + k + w[t]!) | 0;
-      e = d;
-      d = c;
-      c = (b << 30) | (b >>> 2);
-      b = a;
-      a = tmp;
-    }
-    h[0] = (h[0]! + a) | 0;
-    h[1] = (h[1]! + b) | 0;
-    h[2] = (h[2]! + c) | 0;
-    h[3] = (h[3]! + d) | 0;
-    h[4] = (h[4]! + e) | 0;
-  }
-  return true;
-}
-
-const HEX = '0123456789abcdef';
-
+/** The SHA-1 of `text` in lowercase hex (src/util/digest.ts: no Hash object per name). */
 export function sha1Hex(text: string): string {
-  if (!sha1Ascii(text)) return createHash('sha1').update(text, 'utf8').digest('hex');
-  let out = '';
-  for (let i = 0; i < 5; i++) {
-    const v = SHA1_H[i]!;
-    for (let shift = 28; shift >= 0; shift -= 4) out += HEX[(v >>> shift) & 15]!;
-  }
-  return out;
+  return hexDigest('sha1', text);
 }
 
 /** The SHA-1 digest of text (20 bytes). */
 export function sha1Bytes(text: string): Uint8Array {
-  if (!sha1Ascii(text)) return createHash('sha1').update(text, 'utf8').digest();
+  const hex = hexDigest('sha1', text);
   const out = new Uint8Array(20);
-  for (let i = 0; i < 20; i++) out[i] = (SHA1_H[i >> 2]! >>> ((3 - (i & 3)) * 8)) & 0xff;
+  for (let i = 0; i < 20; i++) out[i] = hexByte(hex, i);
   return out;
 }
 
 /** A stable unsigned 32-bit hash of `text`: the first four bytes of its SHA-1. */
 export function stableHash32(text: string): number {
-  if (sha1Ascii(text)) return SHA1_H[0]! >>> 0;
-  return parseInt(sha1Hex(text).slice(0, 8), 16) >>> 0;
+  const hex = sha1Hex(text);
+  return (
+    ((hexByte(hex, 0) << 24) |
+      (hexByte(hex, 1) << 16) |
+      (hexByte(hex, 2) << 8) |
+      hexByte(hex, 3)) >>>
+    0
+  );
 }
 
 /**

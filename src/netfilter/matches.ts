@@ -171,6 +171,16 @@ const TCP_MATCH_OPTS: readonly Opt[] = [
   { name: 'tcp-option', id: 5, arg: true },
 ];
 
+/**
+ * The share key of a tcp or udp match: a plain match of one destination port (or of
+ * none) is keyed by that port number, other inline ones by -1, the rest by their text.
+ */
+function portMatchShareKey(m: TcpMatch | UdpMatch): string | number {
+  const d = m.exactDport();
+  if (d >= 0 && skipPorts(m.spts[0], m.spts[1], m.invSpt)) return d;
+  return m.inline() !== null ? -1 : m.save();
+}
+
 export class TcpMatch extends MatchExt {
   readonly name = 'tcp';
   get generic(): boolean {
@@ -279,11 +289,8 @@ export class TcpMatch extends MatchExt {
   get shareable(): boolean {
     return true;
   }
-  /** A plain match of one destination port (or of none) is keyed by that port number. */
   shareKey(): string | number {
-    const d = this.exactDport();
-    if (d >= 0 && skipPorts(this.spts[0], this.spts[1], this.invSpt)) return d;
-    return this.inline() !== null ? -1 : this.save();
+    return portMatchShareKey(this);
   }
 
   inline(): InlineMatch | null {
@@ -394,11 +401,8 @@ export class UdpMatch extends MatchExt {
   get shareable(): boolean {
     return true;
   }
-  /** A plain match of one destination port (or of none) is keyed by that port number. */
   shareKey(): string | number {
-    const d = this.exactDport();
-    if (d >= 0 && skipPorts(this.spts[0], this.spts[1], this.invSpt)) return d;
-    return this.inline() !== null ? -1 : this.save();
+    return portMatchShareKey(this);
   }
 
   inline(): InlineMatch | null {

@@ -65,19 +65,9 @@ describe('reference lab', { skip: rootSkip, timeout: 300_000 }, () => {
 
   test('client → NodePort → ingress controller → rewrite → blog pod on another node', async () => {
     const nodePort = await ingressNodePort();
-    const r = await kubewire(lab, [
-      'exec',
-      '--host',
-      'client',
-      '--',
-      'curl',
-      '-sS',
-      '-m',
-      '5',
-      `http://10.1.110.102:${nodePort}/blog/hello`,
-    ]);
+    const r = await curlBlog(nodePort, 5);
     assert.equal(r.code, 0, r.stderr);
-    const body = JSON.parse(r.stdout) as {
+    const body = JSON.parse(r.body) as {
       pod: string;
       path: string;
       headers: Record<string, string>;
@@ -98,27 +88,12 @@ describe('reference lab', { skip: rootSkip, timeout: 300_000 }, () => {
     // Stop a node that is not the one the client talks to; the other blog pod stays.
     const stopped = blogs.find((p) => p.nodeName !== 'worker-1')!;
     const alive = blogs.find((p) => p !== stopped)!;
-    const curl = () =>
-      kubewire(lab, [
-        'exec',
-        '--host',
-        'client',
-        '--',
-        'curl',
-        '-sS',
-        '-m',
-        '8',
-        '-w',
-        '\\n%{http_code}',
-        `http://10.1.110.102:${nodePort}/blog/hello`,
-      ]);
+    const curl = () => curlBlog(nodePort, 8);
     const answered = new Set<string>();
     for (let i = 0; i < 8; i++) {
       const r = await curl();
       assert.equal(r.code, 0, r.stderr);
-      answered.add(
-        (JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('\n'))) as { pod: string }).pod,
-      );
+      answered.add((JSON.parse(r.body) as { pod: string }).pod);
     }
     assert.deepEqual(
       [...answered].sort(),
@@ -134,11 +109,8 @@ describe('reference lab', { skip: rootSkip, timeout: 300_000 }, () => {
     while (settled < 10) {
       assert.ok(Date.now() < deadline, `still answered by ${stopped.name} or failing`);
       const r = await curl();
-      const status = r.stdout.slice(r.stdout.lastIndexOf('\n') + 1);
       const pod =
-        r.code === 0 && status === '200'
-          ? (JSON.parse(r.stdout.slice(0, r.stdout.lastIndexOf('\n'))) as { pod: string }).pod
-          : null;
+        r.code === 0 && r.status === '200' ? (JSON.parse(r.body) as { pod: string }).pod : null;
       if (pod === alive.name) settled++;
       else {
         settled = 0;
@@ -146,6 +118,25 @@ describe('reference lab', { skip: rootSkip, timeout: 300_000 }, () => {
       }
     }
   });
+
+  /** curl from the client host to worker-1's ingress NodePort: the body and the status. */
+  async function curlBlog(nodePort: string, timeoutSeconds: number) {
+    const r = await kubewire(lab, [
+      'exec',
+      '--host',
+      'client',
+      '--',
+      'curl',
+      '-sS',
+      '-m',
+      String(timeoutSeconds),
+      '-w',
+      '\\n%{http_code}',
+      `http://10.1.110.102:${nodePort}/blog/hello`,
+    ]);
+    const nl = r.stdout.lastIndexOf('\n');
+    return { ...r, body: r.stdout.slice(0, nl), status: r.stdout.slice(nl + 1) };
+  }
 
   async function ingressNodePort(): Promise<string> {
     const saved = await kubewireOk(lab, ['iptables-save', '--node', 'worker-1', '-t', 'nat']);
